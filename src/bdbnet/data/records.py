@@ -1,0 +1,70 @@
+"""Plain records shared by every dataset: what an image is (path, identity, camera)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of a dataset.
+
+    ``pid`` is the identity (or class) label; ``camid`` the 0-based camera index. For training
+    splits ``pid`` is relabelled to ``0..N-1``; for query/gallery it is kept as in the files so
+    that distractors (0) and junk (-1) keep their meaning for the evaluation protocol.
+    """
+
+    path: str
+    pid: int
+    camid: int = 0
+
+
+@dataclass(frozen=True)
+class SplitStats:
+    """Image and identity counts of one split, as printed by ``bdbnet datasets``."""
+
+    images: int
+    identities: int
+    cameras: int
+
+    @classmethod
+    def of(cls, records: Sequence[ImageRecord]) -> SplitStats:
+        return cls(
+            images=len(records),
+            identities=len({r.pid for r in records}),
+            cameras=len({r.camid for r in records}),
+        )
+
+
+@dataclass
+class DatasetSplits:
+    """The three splits every benchmark reduces to (train / query / gallery)."""
+
+    name: str
+    root: str
+    train: list[ImageRecord]
+    query: list[ImageRecord]
+    gallery: list[ImageRecord]
+    task: str = "reid"  # "reid" (CMC/mAP with camera filtering) or "retrieval" (Recall@K)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_train_pids(self) -> int:
+        return len({r.pid for r in self.train})
+
+    def stats(self) -> dict[str, SplitStats]:
+        return {
+            "train": SplitStats.of(self.train),
+            "query": SplitStats.of(self.query),
+            "gallery": SplitStats.of(self.gallery),
+        }
+
+
+def relabel(records: Sequence[ImageRecord]) -> list[ImageRecord]:
+    """Map the identities of a training split to ``0..N-1`` (sorted by original pid).
+
+    Classifier heads need contiguous labels; sorting keeps the mapping reproducible.
+    """
+    mapping = {pid: i for i, pid in enumerate(sorted({r.pid for r in records}))}
+    return [ImageRecord(r.path, mapping[r.pid], r.camid) for r in records]

@@ -1,0 +1,26 @@
+"""Models: the BDB network, its Batch DropBlock layer, backbone and checkpoint loading."""
+
+from bdbnet.models.backbone import PretrainedWeightsError, build_resnet50, imagenet_weights_path
+from bdbnet.models.batch_drop import BatchDropBlock
+from bdbnet.models.bdb import BDBNet, BDBTrainOutput
+from bdbnet.models.official import (
+    CheckpointError,
+    convert_official_state_dict,
+    load_official_checkpoint,
+    safe_torch_load,
+    to_official_state_dict,
+)
+
+__all__ = [
+    "BDBNet",
+    "BDBTrainOutput",
+    "BatchDropBlock",
+    "CheckpointError",
+    "PretrainedWeightsError",
+    "build_resnet50",
+    "convert_official_state_dict",
+    "imagenet_weights_path",
+    "load_official_checkpoint",
+    "safe_torch_load",
+    "to_official_state_dict",
+]

@@ -1,0 +1,134 @@
+"""The Batch DropBlock Network (BDB): a global branch and a feature-dropping branch."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from torchvision.models.resnet import Bottleneck
+
+from bdbnet.models.backbone import build_resnet50, resnet_stem
+from bdbnet.models.batch_drop import BatchDropBlock, DropMode
+from bdbnet.models.init import init_head
+
+Branches = Literal["both", "global", "drop"]
+
+
+@dataclass
+class BDBTrainOutput:
+    """What the training forward returns: per-branch embeddings (for the triplet loss) and
+    logits (for the softmax loss), keyed by branch name (``"global"``, ``"drop"``)."""
+
+    features: dict[str, torch.Tensor]
+    logits: dict[str, torch.Tensor]
+
+
+class BDBNet(nn.Module):
+    """Batch DropBlock Network (Dai et al., ICCV 2019), faithful to the official code.
+
+    ResNet-50 (last stride 1) up to layer4, then
+      * global branch: global avg-pool -> 1x1 conv 2048->512 (+bias) -> BN -> ReLU -> classifier;
+      * dropping branch: an extra Bottleneck(2048, 512) -> Batch DropBlock -> global max-pool ->
+        Linear 2048->1024 -> BN1d -> ReLU -> classifier.
+    In eval mode the output is the concatenation of the branch embeddings (512 + 1024 = 1536-d).
+
+    Args:
+        num_classes: Training identities; 0 builds no classifiers (triplet-only training).
+        pretrained: ``"imagenet"``, a path to a ResNet-50 state dict, or ``None``.
+        drop_height_ratio, drop_width_ratio: Size of the dropped block (re-ID 0.3 x 1.0,
+            metric learning 0.5 x 0.5).
+        drop_mode: ``"batch"`` (BDB), ``"sample"`` (per-sample DropBlock) or ``"none"``.
+        branches: ``"both"``, or ``"global"`` / ``"drop"`` for the single-branch ablations.
+        last_stride: Stride of layer4 (1 as in the paper).
+
+    Example:
+        >>> model = BDBNet(num_classes=751, pretrained=None).eval()
+        >>> model(torch.randn(1, 3, 384, 128)).shape
+        torch.Size([1, 1536])
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        pretrained: str | os.PathLike[str] | None = "imagenet",
+        drop_height_ratio: float = 0.3,
+        drop_width_ratio: float = 1.0,
+        drop_mode: DropMode = "batch",
+        branches: Branches = "both",
+        last_stride: int = 1,
+        global_dim: int = 512,
+        drop_dim: int = 1024,
+    ) -> None:
+        super().__init__()
+        if branches not in ("both", "global", "drop"):
+            raise ValueError(f"branches must be 'both', 'global' or 'drop', got {branches!r}")
+        self.num_classes = num_classes
+        self.branches = branches
+        resnet = build_resnet50(pretrained, last_stride=last_stride)
+        self.backbone = resnet_stem(resnet)
+        self.layer4 = resnet.layer4
+        self.use_global = branches in ("both", "global")
+        self.use_drop = branches in ("both", "drop")
+
+        if self.use_global:
+            self.global_reduction = nn.Sequential(
+                nn.Conv2d(2048, global_dim, kernel_size=1, bias=True),
+                nn.BatchNorm2d(global_dim),
+                nn.ReLU(inplace=True),
+            )
+            self.global_reduction.apply(init_head)
+            self.global_classifier = self._classifier(global_dim, num_classes)
+        if self.use_drop:
+            # Default PyTorch init for the extra block, as in the official code.
+            self.drop_bottleneck = Bottleneck(2048, 512)
+            self.batch_drop = BatchDropBlock(drop_height_ratio, drop_width_ratio, drop_mode)
+            self.drop_reduction = nn.Sequential(
+                nn.Linear(2048, drop_dim, bias=True),
+                nn.BatchNorm1d(drop_dim),
+                nn.ReLU(inplace=True),
+            )
+            self.drop_reduction.apply(init_head)
+            self.drop_classifier = self._classifier(drop_dim, num_classes)
+        self.feature_dim = global_dim * self.use_global + drop_dim * self.use_drop
+
+    @staticmethod
+    def _classifier(dim: int, num_classes: int) -> nn.Module:
+        if num_classes <= 0:
+            return nn.Identity()
+        head = nn.Linear(dim, num_classes)
+        head.apply(init_head)
+        return head
+
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-branch embeddings (after reduction, BN and ReLU), as used by the losses."""
+        x = self.layer4(self.backbone(x))
+        features = {}
+        if self.use_global:
+            pooled = torch.mean(x, dim=(2, 3), keepdim=True)
+            features["global"] = self.global_reduction(pooled).flatten(1)
+        if self.use_drop:
+            dropped = self.batch_drop(self.drop_bottleneck(x))
+            pooled = torch.amax(dropped, dim=(2, 3))
+            features["drop"] = self.drop_reduction(pooled)
+        return features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | BDBTrainOutput:
+        features = self.forward_features(x)
+        if not self.training:
+            return torch.cat(list(features.values()), dim=1)
+        heads = {"global": "global_classifier", "drop": "drop_classifier"}
+        logits = {
+            name: getattr(self, heads[name])(feat)
+            for name, feat in features.items()
+            if self.num_classes > 0
+        }
+        return BDBTrainOutput(features=features, logits=logits)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Backbone vs. new layers, for optimisers that treat them differently."""
+        backbone = list(self.backbone.parameters()) + list(self.layer4.parameters())
+        ids = {id(p) for p in backbone}
+        return {"backbone": backbone, "heads": [p for p in self.parameters() if id(p) not in ids]}
