@@ -92,5 +92,9 @@ class PKBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         per_batch = self.num_identities
-        n = len(self.pid_list) // per_batch if self.drop_last else -(-len(self.pid_list) // per_batch)
+        n = (
+            len(self.pid_list) // per_batch
+            if self.drop_last
+            else -(-len(self.pid_list) // per_batch)
+        )
         return n // self.num_replicas

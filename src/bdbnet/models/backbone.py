@@ -61,7 +61,9 @@ def load_imagenet_state_dict() -> dict[str, torch.Tensor]:
         ) from err
 
 
-def build_resnet50(pretrained: str | os.PathLike[str] | None = "imagenet", last_stride: int = 1) -> ResNet:
+def build_resnet50(
+    pretrained: str | os.PathLike[str] | None = "imagenet", last_stride: int = 1
+) -> ResNet:
     """torchvision ResNet-50 with the stride of ``layer4`` set to ``last_stride``.
 
     Setting the stride on the existing first block keeps every parameter, so ImageNet weights of

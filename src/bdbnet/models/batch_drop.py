@@ -43,7 +43,9 @@ class BatchDropBlock(nn.Module):
         (4, True)
     """
 
-    def __init__(self, height_ratio: float = 0.3, width_ratio: float = 1.0, mode: DropMode = "batch"):
+    def __init__(
+        self, height_ratio: float = 0.3, width_ratio: float = 1.0, mode: DropMode = "batch"
+    ):
         super().__init__()
         if not (0.0 <= height_ratio <= 1.0 and 0.0 <= width_ratio <= 1.0):
             raise ValueError(f"drop ratios must be in [0, 1], got {height_ratio} x {width_ratio}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import ClassVar
 
 from bdbnet.data.datasets.base import DatasetLayoutError, ReIDDataset, list_images
 from bdbnet.data.records import DatasetSplits, ImageRecord, SplitStats, relabel
@@ -27,7 +28,7 @@ class Market1501(ReIDDataset):
         "  <root>/query/...\n"
         "  <root>/bounding_box_test/...   (pid -1 = junk, 0 = distractor)"
     )
-    expected_stats = {
+    expected_stats: ClassVar[dict[str, SplitStats] | None] = {
         "train": SplitStats(12936, 751, 6),
         "query": SplitStats(3368, 750, 6),
         "gallery": SplitStats(15913, 751, 6),

@@ -1,0 +1,245 @@
+"""The ``bdbnet`` command line (also ``python -m bdbnet``).
+
+Each sub-command is a thin layer over the Python API: parse arguments, call the library, print.
+Heavy imports happen inside the handlers so ``bdbnet --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bdbnet import __version__
+
+
+class CLIError(Exception):
+    """A user error: printed without a traceback, exit status 2."""
+
+
+# ---------------------------------------------------------------------------------- handlers
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bdbnet.demo import VARIANTS, run_ablation, run_demo
+
+    if args.ablation:
+        variants = tuple(VARIANTS) if args.all_variants else tuple(list(VARIANTS)[:2])
+        run_ablation(
+            Path(args.output) / "ablation",
+            tuple(args.seeds),
+            variants,
+            args.epochs,
+            args.device,
+            progress=not args.quiet,
+        )
+    else:
+        run_demo(args.output, args.epochs, args.device, progress=not args.quiet)
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from bdbnet.data.synthetic import generate_synthetic_reid
+
+    summary = generate_synthetic_reid(
+        args.root,
+        train_ids=args.train_ids,
+        test_ids=args.test_ids,
+        cameras=args.cameras,
+        occlusion=args.occlusion,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=True,
+    )
+    print(summary)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bdbnet.config import list_presets, load_config
+    from bdbnet.data import build_dataset
+    from bdbnet.engine.trainer import Trainer
+
+    preset = args.preset
+    if preset is None and args.config is None:
+        preset = args.dataset if args.dataset in list_presets() else "market1501"
+    overrides = [f"data.dataset={args.dataset}", f"data.root={args.root}", *args.overrides]
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    cfg = load_config(preset, args.config, overrides)
+    splits = build_dataset(cfg.data.dataset, cfg.data.root)
+    output = Path(args.output or f"runs/{args.dataset}")
+    trainer = Trainer(cfg, splits, output, resume=args.resume)
+    if trainer.start_epoch:
+        print(f"resuming {output / 'last.pt'} after epoch {trainer.start_epoch}")
+    elif args.resume:
+        print(f"no checkpoint in {output}: starting from scratch")
+    result = trainer.fit()
+    if result.evaluations:
+        print(json.dumps(result.evaluations[-1]))
+    print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from bdbnet.data import build_dataset
+    from bdbnet.engine.checkpoint import load_trained_model
+    from bdbnet.engine.evaluator import evaluate_model
+    from bdbnet.engine.runtime import resolve_device
+    from bdbnet.reporting import format_table
+
+    device = resolve_device(args.device)
+    model, cfg = load_trained_model(args.checkpoint, device)
+    cfg.eval.rerank = args.rerank
+    cfg.eval.flip = args.flip
+    cfg.train.amp = args.amp
+    if args.batch_size:
+        cfg.data.test_batch_size = args.batch_size
+    cfg.data.workers = args.workers
+    splits = build_dataset(args.dataset, args.root)
+    report = evaluate_model(model, splits, cfg, device)
+    keys = list(report.metrics)
+    print(
+        format_table(["dataset", *keys], [[args.dataset] + [100 * report.metrics[k] for k in keys]])
+    )
+    if args.json:
+        payload = {
+            "checkpoint": str(args.checkpoint),
+            "dataset": args.dataset,
+            "rerank": args.rerank,
+            "flip": args.flip,
+            **report.metrics,
+        }
+        if "cmc" in report.details:
+            payload["cmc"] = report.details["cmc"]
+            payload["num_valid_queries"] = report.details["num_valid_queries"]
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from bdbnet.data import get_dataset_class, list_datasets
+    from bdbnet.reporting import format_table
+
+    if args.name is None:
+        for name in list_datasets():
+            cls = get_dataset_class(name)
+            print(f"{name:22s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+        return 0
+    if args.root is None:
+        cls = get_dataset_class(args.name)
+        print(f"{args.name}: expected layout under --root\n{cls.layout}")
+        return 0
+    dataset = get_dataset_class(args.name)(args.root)
+    stats = dataset.splits.stats()
+    rows = [[split, s.images, s.identities, s.cameras] for split, s in stats.items()]
+    print(f"{args.name} at {dataset.root}")
+    print(format_table(["split", "images", "identities", "cameras"], rows))
+    problems = dataset.compare_with_published()
+    for line in problems:
+        print(f"warning: {line}")
+    if not problems and dataset.expected_stats:
+        print("counts match the published statistics")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bdbnet", description="Batch DropBlock Network for re-ID and metric learning."
+    )
+    parser.add_argument("--version", action="version", version=f"bdbnet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="synthesize data, train BDB, evaluate, plot (CPU, minutes)")
+    p.add_argument("--output", default="demo_output", help="folder for data, run and pictures")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (preset: 12)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="compare BDB with the global-branch baseline over several seeds",
+    )
+    p.add_argument(
+        "--all-variants",
+        action="store_true",
+        help="with --ablation: also no-drop and per-sample DropBlock",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("synth", help="write the synthetic re-ID dataset (Market-1501 layout)")
+    p.add_argument("--root", required=True)
+    p.add_argument("--train-ids", type=int, default=200)
+    p.add_argument("--test-ids", type=int, default=200)
+    p.add_argument("--cameras", type=int, default=6)
+    p.add_argument("--occlusion", type=float, default=0.3, help="probability of an occluder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("train", help="train with a paper recipe (preset) plus overrides")
+    p.add_argument("--dataset", required=True, help="dataset name (see `bdbnet datasets`)")
+    p.add_argument("--root", required=True, help="dataset folder (or its parent)")
+    p.add_argument("--preset", default=None, help="recipe preset (default: the dataset's)")
+    p.add_argument("--config", default=None, help="YAML file applied after the preset")
+    p.add_argument("--output", default=None, help="run folder (default runs/<dataset>)")
+    p.add_argument("--resume", action="store_true", help="continue from <output>/last.pt")
+    p.add_argument("--device", default=None)
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides, e.g. optim.epochs=60 train.amp=bf16",
+    )
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="CMC/mAP/mINP (re-ID) or Recall@K of a checkpoint")
+    p.add_argument("--checkpoint", required=True, help="our .pt or an official .pth.tar")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--root", required=True)
+    p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
+    p.add_argument("--flip", action="store_true", help="average with mirrored images")
+    p.add_argument("--json", default=None, help="also write the metrics to this file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("datasets", help="list datasets; with NAME --root: validate a copy")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--root", default=None)
+    p.set_defaults(func=cmd_datasets)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bdbnet.config import ConfigError
+    from bdbnet.data import DatasetLayoutError
+    from bdbnet.models import CheckpointError, PretrainedWeightsError
+
+    try:
+        return args.func(args)
+    except (
+        CLIError,
+        ConfigError,
+        DatasetLayoutError,
+        CheckpointError,
+        PretrainedWeightsError,
+        FileNotFoundError,
+        KeyError,
+    ) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"bdbnet {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (a training run continues with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""Checkpoints: everything needed to resume in one file, written atomically.
+
+A checkpoint is a plain dict of tensors and Python primitives, so it loads with
+``torch.load(weights_only=True)``; it is written to a temporary file in the same folder and
+renamed over the target, so a run killed mid-write never leaves a truncated checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bdbnet.models.official import CheckpointError, safe_torch_load
+
+FORMAT = "bdbnet-checkpoint"
+VERSION = 1
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to ``path`` via a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load one of our checkpoints (safely) and check its format."""
+    obj = safe_torch_load(path)
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        hint = (
+            " (an official BDB .pth.tar? use load_official_checkpoint)"
+            if "state_dict" in (obj if isinstance(obj, dict) else {})
+            else ""
+        )
+        raise CheckpointError(f"{path}: not a bdbnet checkpoint{hint}")
+    if obj.get("version", 0) > VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {obj['version']} is newer than this bdbnet "
+            f"({VERSION}); upgrade bdbnet"
+        )
+    return obj
+
+
+def is_official_checkpoint(obj: Any) -> bool:
+    """Official BDB files are ``{'state_dict': {...}, 'epoch': N}`` without our format tag."""
+    return isinstance(obj, dict) and "state_dict" in obj and obj.get("format") != FORMAT
+
+
+def load_trained_model(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, Any]:
+    """An eval-mode model and its :class:`~bdbnet.config.Config` from either one of our
+    checkpoints or an official BDB ``*.pth.tar`` (which gets the Market-1501 preset's test
+    preprocessing, 384x128)."""
+    from bdbnet.config import Config, apply_dict, load_config
+    from bdbnet.models import BDBNet, load_official_checkpoint
+
+    obj = safe_torch_load(path)
+    if is_official_checkpoint(obj):
+        model = load_official_checkpoint(path)
+        cfg = load_config("market1501")
+    else:
+        state = load_checkpoint(path)
+        cfg = apply_dict(Config(), state["config"], f"{path} (config)")
+        model = BDBNet(state["num_classes"], pretrained=None, **state["model_kwargs"])
+        model.load_state_dict(state["model"])
+    return model.to(device).eval(), cfg

@@ -1,0 +1,82 @@
+"""Evaluate a model on a dataset's query/gallery (re-ID) or test split (retrieval)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bdbnet.config import Config
+from bdbnet.data.recipes import build_test_transform
+from bdbnet.data.records import DatasetSplits
+from bdbnet.engine.features import extract_features
+
+
+@dataclass
+class EvalReport:
+    """Headline numbers of one evaluation (fractions in [0, 1])."""
+
+    task: str
+    metrics: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return "  ".join(f"{k} {100 * v:.1f}" for k, v in self.metrics.items())
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    splits: DatasetSplits,
+    cfg: Config,
+    device: torch.device,
+    progress: bool = True,
+) -> EvalReport:
+    """Extract features with the test transform and score them with the dataset's protocol."""
+    from bdbnet.evaluation import evaluate_features, recall_at_k
+
+    transform = build_test_transform(cfg.data)
+    common = dict(
+        transform=transform,
+        device=device,
+        batch_size=cfg.data.test_batch_size,
+        flip=cfg.eval.flip,
+        amp=cfg.train.amp,
+        workers=cfg.data.workers,
+        channels_last=cfg.train.channels_last,
+        progress=progress,
+    )
+    query = extract_features(model, splits.query, desc="query", **common)
+    if splits.task == "retrieval":
+        same = splits.gallery is splits.query or not splits.gallery
+        gallery = None if same else extract_features(model, splits.gallery, **common)
+        labels = torch.tensor([r.pid for r in splits.query])
+        g_labels = None if same else torch.tensor([r.pid for r in splits.gallery])
+        recalls = recall_at_k(query, labels, gallery, g_labels, ks=tuple(cfg.eval.recall_ks))
+        return EvalReport("retrieval", {f"R@{k}": float(v) for k, v in recalls.items()})
+    gallery = extract_features(model, splits.gallery, desc="gallery", **common)
+    result = evaluate_features(
+        query,
+        gallery,
+        torch.tensor([r.pid for r in splits.query]),
+        torch.tensor([r.pid for r in splits.gallery]),
+        torch.tensor([r.camid for r in splits.query]),
+        torch.tensor([r.camid for r in splits.gallery]),
+        metric=cfg.eval.metric,
+        rerank=cfg.eval.rerank,
+        max_rank=cfg.eval.max_rank,
+    )
+    metrics = {
+        "mAP": float(result.mAP),
+        "Rank-1": float(result.cmc[0]),
+        "Rank-5": float(result.cmc[min(4, len(result.cmc) - 1)]),
+        "Rank-10": float(result.cmc[min(9, len(result.cmc) - 1)]),
+        "mINP": float(result.mINP),
+    }
+    details = {
+        "cmc": [float(x) for x in result.cmc],
+        "num_valid_queries": int(result.num_valid_queries),
+        "query_features": query,
+        "gallery_features": gallery,
+    }
+    return EvalReport("reid", metrics, details)

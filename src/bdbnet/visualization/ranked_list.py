@@ -1,0 +1,72 @@
+"""Ranked-list pictures: a query followed by its top-K gallery images.
+
+Drawn with PIL alone so the picture is always produced, even without the ``viz`` extra.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from bdbnet.data.image_dataset import read_image
+from bdbnet.data.records import ImageRecord
+
+GREEN, RED, GREY = (40, 180, 60), (220, 40, 40), (160, 160, 160)
+
+
+def rank_gallery(
+    query: torch.Tensor,
+    gallery: torch.Tensor,
+    topk: int = 10,
+    exclude: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Indices of the ``topk`` nearest gallery items (Euclidean) for each query row.
+
+    ``exclude`` is a boolean ``(Q, G)`` mask of gallery items to skip (e.g. same identity and
+    same camera, as the Market-1501 protocol does).
+    """
+    dist = torch.cdist(query.float(), gallery.float())
+    if exclude is not None:
+        dist = dist.masked_fill(exclude, float("inf"))
+    return torch.topk(dist, min(topk, gallery.shape[0]), dim=1, largest=False).indices
+
+
+def draw_ranked_list(
+    queries: Sequence[ImageRecord],
+    ranked: Sequence[Sequence[ImageRecord]],
+    output: str | os.PathLike[str],
+    cell: tuple[int, int] = (128, 64),
+    show_labels: bool = True,
+) -> Path:
+    """Write one row per query: the query (grey border) and its ranked gallery images with a
+    green (same identity) or red (different) border and the file name underneath."""
+    h, w = cell
+    border, caption, gap = 4, 14, 10
+    cols = 1 + max((len(r) for r in ranked), default=0)
+    cell_w, cell_h = w + 2 * border, h + 2 * border + caption
+    canvas = Image.new("RGB", (cols * cell_w + gap, len(queries) * cell_h), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+
+    def paste(record: ImageRecord, col: int, row: int, colour: tuple[int, int, int]) -> None:
+        x = col * cell_w + (gap if col > 0 else 0)
+        y = row * cell_h
+        draw.rectangle([x, y, x + cell_w - 1, y + h + 2 * border - 1], fill=colour)
+        canvas.paste(read_image(record.path).resize((w, h)), (x + border, y + border))
+        name = Path(record.path).name
+        label = name if len(name) <= 14 else name[:13] + "…"
+        draw.text((x + 1, y + h + 2 * border), label, fill=(0, 0, 0), font=font)
+
+    for row, (query, results) in enumerate(zip(queries, ranked)):
+        paste(query, 0, row, GREY)
+        for col, item in enumerate(results, start=1):
+            colour = (GREEN if item.pid == query.pid else RED) if show_labels else GREY
+            paste(item, col, row, colour)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(output)
+    return output

@@ -1,0 +1,51 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from bdbnet.engine.runtime import autocast, eval_mode, resolve_device, rng_state, set_rng_state
+
+
+def test_rng_state_round_trip_through_a_safe_checkpoint(tmp_path):
+    torch.manual_seed(5)
+    np.random.seed(5)
+    random.seed(5)
+    state = rng_state()
+    torch.save(state, tmp_path / "rng.pt")
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(99)
+    np.random.seed(99)
+    random.seed(99)
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert got[2] == expected[2]
+
+
+def test_autocast_choices():
+    cpu = torch.device("cpu")
+    with autocast(cpu, "bf16"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with autocast(cpu, "none"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    with pytest.raises(ValueError, match="fp16 autocast needs a GPU"):
+        autocast(cpu, "fp16")
+    with pytest.raises(ValueError, match="amp must be"):
+        autocast(cpu, "int8")
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="--device cpu"):
+            resolve_device("cuda")
+
+
+def test_eval_mode_restores_training_state():
+    m = torch.nn.Linear(2, 2).train()
+    with eval_mode(m):
+        assert not m.training
+    assert m.training
