@@ -2,17 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 __version__ = "0.1.0"
 
-__all__ = ["FeatureExtractor", "__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy so that ``import bdbnet`` stays cheap for the CLI's start-up.
-    if name == "FeatureExtractor":
-        from bdbnet.engine.inference import FeatureExtractor
-
-        return FeatureExtractor
-    raise AttributeError(f"module 'bdbnet' has no attribute {name!r}")
+__all__ = ["__version__"]

@@ -31,7 +31,7 @@ class Cutout:
         if torch.rand(()).item() >= self.p:
             return img
         h, w = img.shape[-2:]
-        if self.size >= h or self.size >= w:
+        if self.size > h or self.size > w:
             return img
         top = int(torch.randint(0, h - self.size + 1, ()).item())
         left = int(torch.randint(0, w - self.size + 1, ()).item())

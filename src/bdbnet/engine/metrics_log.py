@@ -36,11 +36,12 @@ class MetricsLogger:
         record: dict[str, Any] = {"kind": kind, "step": step, "time": round(time.time(), 3)}
         if epoch is not None:
             record["epoch"] = epoch
-        record.update({k: _plain(v) for k, v in values.items()})
+        plain = {k: _plain(v) for k, v in values.items()}
+        record.update(plain)
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self._tb is not None:
-            for key, value in values.items():
+            for key, value in plain.items():
                 if isinstance(value, int | float) and math.isfinite(value):
                     self._tb.add_scalar(f"{kind}/{key}", value, step)
 

@@ -27,12 +27,14 @@ def rank_gallery(
     """Indices of the ``topk`` nearest gallery items (Euclidean) for each query row.
 
     ``exclude`` is a boolean ``(Q, G)`` mask of gallery items to skip (e.g. same identity and
-    same camera, as the Market-1501 protocol does).
+    same camera, as the Market-1501 protocol does); excluded items are never returned, so
+    ``topk`` is capped at the smallest number of items any query has left.
     """
     dist = torch.cdist(query.float(), gallery.float())
     if exclude is not None:
         dist = dist.masked_fill(exclude, float("inf"))
-    return torch.topk(dist, min(topk, gallery.shape[0]), dim=1, largest=False).indices
+    available = gallery.shape[0] if exclude is None else int((~exclude).sum(dim=1).min())
+    return torch.topk(dist, min(topk, available), dim=1, largest=False).indices
 
 
 def draw_ranked_list(
@@ -58,7 +60,7 @@ def draw_ranked_list(
         draw.rectangle([x, y, x + cell_w - 1, y + h + 2 * border - 1], fill=colour)
         canvas.paste(read_image(record.path).resize((w, h)), (x + border, y + border))
         name = Path(record.path).name
-        label = name if len(name) <= 14 else name[:13] + "…"
+        label = name if len(name) <= 14 else name[:12] + ".."
         draw.text((x + 1, y + h + 2 * border), label, fill=(0, 0, 0), font=font)
 
     for row, (query, results) in enumerate(zip(queries, ranked)):

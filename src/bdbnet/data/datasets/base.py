@@ -47,6 +47,10 @@ class ReIDDataset:
         for folder in self.folder_names:
             if self._has_layout(root / folder):
                 return root / folder
+        # Name what is missing inside the standard sub-folder when there is one.
+        present = [root / f for f in self.folder_names if (root / f).is_dir()]
+        if present:
+            root = present[0]
         missing = [p for p in self.required if not (root / p).exists()]
         raise DatasetLayoutError(
             f"{self.name}: {root} is missing {', '.join(missing)} (also looked for a sub-folder "

@@ -1,0 +1,95 @@
+import json
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from bdbnet.data import build_dataset
+from bdbnet.data.records import DatasetSplits
+from bdbnet.engine import trainer as trainer_module
+from bdbnet.engine.checkpoint import load_checkpoint
+from bdbnet.engine.trainer import Trainer, train_step
+from bdbnet.losses import BDBLoss
+from bdbnet.models import BDBNet
+
+
+def train_only(splits: DatasetSplits) -> DatasetSplits:
+    """The training split alone, so these tests do not depend on the evaluation suite."""
+    return DatasetSplits(splits.name, splits.root, splits.train, [], [])
+
+
+def test_train_step_reduces_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = BDBNet(4, pretrained=None).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = torch.randn(8, 3, 32, 16), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    first = train_step(model, x, y, BDBLoss(), opt).total.item()
+    for _ in range(5):
+        last = train_step(model, x, y, BDBLoss(), opt).total.item()
+    assert last < first
+
+
+def test_resume_after_a_kill_gives_identical_weights(tiny_synthetic, tmp_path, monkeypatch):
+    splits = train_only(build_dataset("synthetic", tiny_synthetic))
+    cfg = tiny_config()
+    straight = Trainer(cfg, splits, tmp_path / "straight")
+    straight.fit()
+    steps_per_epoch = len(straight.loader)
+    assert steps_per_epoch == 2  # 8 identities / P=4
+
+    # Same run, killed in the middle of epoch 2 ...
+    calls = {"n": 0}
+    real_step = trainer_module.train_step
+
+    def dying_step(*args, **kwargs):
+        if calls["n"] == steps_per_epoch + 1:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "train_step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_config(), splits, tmp_path / "killed").fit()
+    monkeypatch.setattr(trainer_module, "train_step", real_step)
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 1
+
+    # ... and resumed: epoch 2 replays exactly.
+    resumed = Trainer(tiny_config(), splits, tmp_path / "killed", resume=True)
+    assert resumed.start_epoch == 1
+    resumed.fit()
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    opt_a, opt_b = straight.optimizer.state_dict(), resumed.optimizer.state_dict()
+    assert opt_a["param_groups"] == opt_b["param_groups"]
+
+
+def test_outputs_of_a_run(tiny_synthetic, tmp_path):
+    splits = train_only(build_dataset("synthetic", tiny_synthetic))
+    cfg = tiny_config("optim.epochs=1", "train.keep_checkpoints=[1]")
+    Trainer(cfg, splits, tmp_path).fit()
+    assert (tmp_path / "config.yaml").read_text() == cfg.to_yaml()
+    state = load_checkpoint(tmp_path / "epoch_1.pt")
+    assert state["epoch"] == 1 and state["num_classes"] == 8
+    assert state["preprocess"]["resize"] == [32, 16]
+    assert set(state) >= {"model", "optimizer", "scheduler", "rng", "config", "model_kwargs"}
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [x for x in lines if x["kind"] == "train"]
+    assert [x["step"] for x in train_lines] == [1, 2]
+    assert {"total", "global/triplet", "drop/softmax", "lr"} <= set(train_lines[0])
+    epoch_line = next(x for x in lines if x["kind"] == "epoch")
+    assert epoch_line["epoch"] == 1 and epoch_line["images_per_second"] > 0
+
+
+def test_resume_rejects_a_checkpoint_of_another_dataset(tiny_synthetic, tmp_path):
+    splits = train_only(build_dataset("synthetic", tiny_synthetic))
+    Trainer(tiny_config("optim.epochs=1"), splits, tmp_path).fit()
+    fewer = DatasetSplits("x", "", [r for r in splits.train if r.pid < 6], [], [])
+    with pytest.raises(RuntimeError, match="trained with 8 identities"):
+        Trainer(tiny_config(), fewer, tmp_path, resume=True)
+
+
+def test_resume_without_checkpoint_starts_fresh(tiny_synthetic, tmp_path):
+    splits = train_only(build_dataset("synthetic", tiny_synthetic))
+    assert Trainer(tiny_config(), splits, tmp_path, resume=True).start_epoch == 0
