@@ -19,6 +19,7 @@ import torch
 from bdbnet.config import Config, load_config
 from bdbnet.data import build_dataset
 from bdbnet.data.records import DatasetSplits
+from bdbnet.data.synthetic import GENERATOR_VERSION as SYNTHETIC_VERSION
 from bdbnet.data.synthetic import generate_synthetic_reid
 from bdbnet.engine.evaluator import EvalReport
 from bdbnet.engine.trainer import Trainer
@@ -56,8 +57,10 @@ def prepare_data(output: Path, train_ids: int, test_ids: int, seed: int) -> Data
     root = output / "data" / "synthetic"
     meta = root / "synthetic_meta.json"
     wanted = {"train_ids": train_ids, "test_ids": test_ids, "seed": seed}
-    params = json.loads(meta.read_text()).get("params", {}) if meta.is_file() else {}
-    if any(params.get(k) != v for k, v in wanted.items()):
+    found = json.loads(meta.read_text()) if meta.is_file() else {}
+    params = found.get("params", {})
+    stale = found.get("version") != SYNTHETIC_VERSION or not found.get("complete", False)
+    if stale or any(params.get(k) != v for k, v in wanted.items()):
         generate_synthetic_reid(root, overwrite=True, progress=True, **wanted)
     return build_dataset("synthetic", root)
 
