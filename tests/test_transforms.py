@@ -1,4 +1,3 @@
-import pytest
 import torch
 from PIL import Image
 from torchvision.transforms import v2
