@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from bdbnet.engine.runtime import autocast, eval_mode, resolve_device, rng_state, set_rng_state
+from bdbnet.engine import runtime
+from bdbnet.engine.runtime import (
+    autocast,
+    eval_mode,
+    resolve_amp,
+    resolve_device,
+    rng_state,
+    set_rng_state,
+)
 
 
 def test_rng_state_round_trip_through_a_safe_checkpoint(tmp_path):
@@ -34,6 +42,35 @@ def test_autocast_choices():
         autocast(cpu, "fp16")
     with pytest.raises(ValueError, match="amp must be"):
         autocast(cpu, "int8")
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("fpu sse avx2 fma", "none"),  # AVX2 only: emulated bf16 is slower than fp32
+        ("fpu avx2 avx512f avx512_bf16", "bf16"),
+        ("fpu avx2 avx512f amx_tile amx_bf16", "bf16"),
+    ],
+)
+def test_auto_amp_on_cpu_follows_the_bf16_instructions(tmp_path, monkeypatch, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    real_open = open
+    monkeypatch.setattr(
+        "builtins.open",
+        lambda f, *a, **k: real_open(cpuinfo if f == "/proc/cpuinfo" else f, *a, **k),
+    )
+    runtime.cpu_has_fast_bf16.cache_clear()
+    try:
+        assert resolve_amp("cpu", "auto") == expected
+        # explicit choices are never second-guessed
+        assert resolve_amp("cpu", "bf16") == "bf16"
+        assert resolve_amp("cpu", "none") == "none"
+        with autocast(torch.device("cpu"), "auto"):
+            dtype = (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+        assert dtype == (torch.bfloat16 if expected == "bf16" else torch.float32)
+    finally:
+        runtime.cpu_has_fast_bf16.cache_clear()
 
 
 def test_resolve_device():

@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip", action="store_true", help="average with mirrored images")
     p.add_argument("--json", default=None, help="also write the metrics to this file")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"])
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_evaluate)

@@ -79,7 +79,7 @@ class OptimConfig:
 class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "none"  # none | bf16 | fp16
+    amp: str = "none"  # none | bf16 | fp16 | auto (bf16 where the hardware computes it natively)
     channels_last: bool = False
     deterministic: bool = False
     eval_every: int = 50  # epochs; 0 = only at the end
@@ -243,7 +243,7 @@ def validate(cfg: Config) -> None:
         "model.drop_mode": (cfg.model.drop_mode, ("batch", "sample", "none")),
         "model.branches": (cfg.model.branches, ("both", "global", "drop")),
         "data.recipe": (cfg.data.recipe, ("reid", "retrieval")),
-        "train.amp": (cfg.train.amp, ("none", "bf16", "fp16")),
+        "train.amp": (cfg.train.amp, ("none", "bf16", "fp16", "auto")),
         "eval.metric": (cfg.eval.metric, ("euclidean", "cosine")),
         "optim.optimizer": (cfg.optim.optimizer, ("adam", "adamw", "sgd")),
     }
