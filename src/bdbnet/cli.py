@@ -56,13 +56,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from bdbnet.config import list_presets, load_config
+    from bdbnet.config import load_config
     from bdbnet.data import build_dataset
     from bdbnet.engine.trainer import Trainer
 
     preset = args.preset
     if preset is None and args.config is None:
-        preset = args.dataset if args.dataset in list_presets() else "market1501"
+        preset = default_preset(args.dataset)
+        print(f"preset: {preset}")
     overrides = [f"data.dataset={args.dataset}", f"data.root={args.root}", *args.overrides]
     if args.device:
         overrides.append(f"train.device={args.device}")
@@ -79,6 +80,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps(result.evaluations[-1]))
     print(f"checkpoint: {result.checkpoint}")
     return 0
+
+
+def default_preset(dataset: str) -> str:
+    """The recipe ``bdbnet train --dataset NAME`` uses without ``--preset``/``--config``: the
+    preset named like the dataset, else the one its loader names (``preset``), else the paper's
+    recipe for its task (Market-1501 for re-ID, CUB-200-2011 for retrieval)."""
+    from bdbnet.config import list_presets
+    from bdbnet.data import get_dataset_class
+
+    presets = list_presets()
+    if dataset.lower() in presets:
+        return dataset.lower()
+    cls = get_dataset_class(dataset)
+    if getattr(cls, "preset", None) in presets:
+        return cls.preset
+    return "cub200" if getattr(cls, "task", "reid") == "retrieval" else "market1501"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -127,15 +144,23 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             cls = get_dataset_class(name)
             print(f"{name:22s} {(cls.__doc__ or '').strip().splitlines()[0]}")
         return 0
+    header = ["split", "images", "identities", "cameras"]
+    cls = get_dataset_class(args.name)
     if args.root is None:
-        cls = get_dataset_class(args.name)
         print(f"{args.name}: expected layout under --root\n{cls.layout}")
+        if cls.expected_stats:
+            rows = [[k, s.images, s.identities, s.cameras] for k, s in cls.expected_stats.items()]
+            print("published statistics:")
+            print(format_table(header, rows))
+        print(f"validate a copy with: bdbnet datasets {args.name} --root DIR")
         return 0
-    dataset = get_dataset_class(args.name)(args.root)
+    dataset = cls(args.root)
     stats = dataset.splits.stats()
     rows = [[split, s.images, s.identities, s.cameras] for split, s in stats.items()]
     print(f"{args.name} at {dataset.root}")
-    print(format_table(["split", "images", "identities", "cameras"], rows))
+    print(format_table(header, rows))
+    if dataset.splits.task == "retrieval" and dataset.splits.gallery is dataset.splits.query:
+        print("query = gallery: the test split, leave-one-out (Recall@K)")
     problems = dataset.compare_with_published()
     for line in problems:
         print(f"warning: {line}")

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-from bdbnet.data.records import DatasetSplits, SplitStats
+from bdbnet.data.records import DatasetSplits, ImageRecord, SplitStats, relabel
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -20,9 +20,11 @@ class ReIDDataset:
     """A dataset on disk, loaded into :class:`DatasetSplits`.
 
     Subclasses set ``folder_names`` (standard names of the dataset folder, so that ``root`` may
-    point at the folder or at its parent), ``required`` (paths that must exist inside it),
-    ``layout`` (a human description used in error messages), optionally ``expected_stats``
-    (published counts, used to flag partial copies) and implement :meth:`load`.
+    point at the folder or at its parent), ``required`` (paths that must exist inside it; an entry
+    ``"a|b"`` is satisfied by either path), ``layout`` (a human description used in error
+    messages), optionally ``expected_stats`` (published counts, used to flag partial copies) and
+    ``preset`` (the recipe ``bdbnet train`` uses when no preset carries the dataset's own name),
+    and implement :meth:`load`.
     """
 
     name: str = ""
@@ -31,6 +33,7 @@ class ReIDDataset:
     required: tuple[str, ...] = ()
     layout: str = ""
     expected_stats: dict[str, SplitStats] | None = None
+    preset: str | None = None
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = self.resolve_root(Path(root).expanduser())
@@ -51,14 +54,24 @@ class ReIDDataset:
         present = [root / f for f in self.folder_names if (root / f).is_dir()]
         if present:
             root = present[0]
-        missing = [p for p in self.required if not (root / p).exists()]
+        missing = [p.replace("|", " or ") for p in self.required if not _exists(root, p)]
         raise DatasetLayoutError(
             f"{self.name}: {root} is missing {', '.join(missing)} (also looked for a sub-folder "
             f"named {' or '.join(self.folder_names) or '-'}). Expected layout:\n{self.layout}"
         )
 
     def _has_layout(self, root: Path) -> bool:
-        return all((root / p).exists() for p in self.required)
+        return all(_exists(root, p) for p in self.required)
+
+    def first_existing(self, *alternatives: str) -> Path:
+        """The first of ``alternatives`` (paths inside the root) that exists."""
+        for alternative in alternatives:
+            if (self.root / alternative).exists():
+                return self.root / alternative
+        raise DatasetLayoutError(
+            f"{self.name}: {self.root} has none of {', '.join(alternatives)}. "
+            f"Expected layout:\n{self.layout}"
+        )
 
     def load(self) -> DatasetSplits:
         raise NotImplementedError
@@ -78,6 +91,10 @@ class ReIDDataset:
                     "(a partial copy?)"
                 )
         return messages
+
+
+def _exists(root: Path, entry: str) -> bool:
+    return any((root / alternative).exists() for alternative in entry.split("|"))
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -100,3 +117,71 @@ def _warn_stray(stray: Iterable[Path]) -> None:
         shown = ", ".join(str(p) for p in stray[:3])
         more = f" and {len(stray) - 3} more" if len(stray) > 3 else ""
         warnings.warn(f"skipping {len(stray)} non-image file(s): {shown}{more}", stacklevel=3)
+
+
+# ------------------------------------------------------------------------ list-file datasets
+def read_list_file(
+    path: Path, dataset: str, num_fields: int, skip_lines: int = 0, example: str = ""
+) -> list[tuple[int, list[str]]]:
+    """Rows of a whitespace-separated list file as ``(line number, fields)``.
+
+    Blank lines are skipped; a row with fewer than ``num_fields`` fields is an error that names
+    the file, the line and (when given) an ``example`` of a valid row.
+    """
+    if not path.is_file():
+        raise DatasetLayoutError(f"{dataset}: list file {path} does not exist")
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if number <= skip_lines or not line.strip():
+                continue
+            fields = line.split()
+            if len(fields) < num_fields:
+                hint = f" (expected a line like {example!r})" if example else ""
+                raise DatasetLayoutError(
+                    f"{dataset}: cannot parse line {number} of {path}: {line.strip()!r}{hint}"
+                )
+            rows.append((number, fields))
+    return rows
+
+
+def parse_int(value: str, dataset: str, path: Path, line: int, what: str) -> int:
+    """``int(value)`` with an error naming the list file and line."""
+    try:
+        return int(value)
+    except ValueError:
+        raise DatasetLayoutError(
+            f"{dataset}: line {line} of {path}: {what} {value!r} is not an integer"
+        ) from None
+
+
+def check_images_exist(records: Iterable[ImageRecord], dataset: str, source: Path) -> None:
+    """Raise when images named in a list file are missing on disk (a partial copy)."""
+    records = list(records)
+    missing = [r.path for r in records if not os.path.isfile(r.path)]
+    if missing:
+        shown = ", ".join(missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise DatasetLayoutError(
+            f"{dataset}: {len(missing)} of the {len(records)} images listed in {source} are "
+            f"missing (a partial copy?): {shown}{more}"
+        )
+
+
+def retrieval_splits(
+    dataset: ReIDDataset,
+    train: list[ImageRecord],
+    query: list[ImageRecord],
+    gallery: list[ImageRecord] | None = None,
+) -> DatasetSplits:
+    """Splits of a metric-learning benchmark: train labels relabelled to ``0..N-1``, test labels
+    kept. Without ``gallery`` the test split is both query and gallery (the same list object,
+    which the evaluator reads as leave-one-out: each image queries all the others)."""
+    return DatasetSplits(
+        dataset.name,
+        str(dataset.root),
+        relabel(train),
+        query,
+        query if gallery is None else gallery,
+        task="retrieval",
+    )

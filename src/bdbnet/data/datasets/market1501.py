@@ -1,4 +1,9 @@
-"""Market-1501 (Zheng et al., ICCV 2015) and every dataset that shares its layout."""
+"""Market-1501 (Zheng et al., ICCV 2015) and every dataset that shares its layout.
+
+:class:`MarketStyleDataset` is the shared parser: three folders of images whose file names start
+with ``<pid>_c<camera>``. DukeMTMC-reID, CUHK03-NP and the synthetic dataset reuse it with their
+own name pattern and camera count.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,58 @@ from bdbnet.data.registry import register_dataset
 _MARKET_NAME = re.compile(r"^(-1|\d+)_c(\d+)")
 
 
+class MarketStyleDataset(ReIDDataset):
+    """Train / query / gallery folders of images named ``<pid>_c<camera>...``.
+
+    Subclasses set ``name_pattern`` (a regex whose groups 1 and 2 are the pid and the 1-based
+    camera), ``name_example`` (shown when a name does not parse), ``num_cameras`` and, when they
+    differ from Market-1501's, ``split_folders``. Train pids are relabelled to ``0..N-1``;
+    query/gallery pids are kept; pid ``-1`` (junk) is dropped everywhere.
+    """
+
+    name_pattern: ClassVar[re.Pattern[str]] = _MARKET_NAME
+    name_example: ClassVar[str] = "0002_c1s1_000451_03.jpg"
+    num_cameras: ClassVar[int] = 6
+    split_folders: ClassVar[dict[str, str]] = {
+        "train": "bounding_box_train",
+        "query": "query",
+        "gallery": "bounding_box_test",
+    }
+    preset = "market1501"
+
+    def load(self) -> DatasetSplits:
+        folders = self.split_folders
+        train = relabel(self.parse_folder(self.root / folders["train"]))
+        query = self.parse_folder(self.root / folders["query"])
+        gallery = self.parse_folder(self.root / folders["gallery"])
+        return DatasetSplits(self.name, str(self.root), train, query, gallery, task="reid")
+
+    def parse_name(self, path: Path) -> tuple[int, int]:
+        """(pid, 1-based camera) from a file name; raises with the path when it does not parse."""
+        match = self.name_pattern.match(path.name)
+        if match is None:
+            raise DatasetLayoutError(
+                f"{self.name}: cannot parse identity/camera from {path} "
+                f"(expected a name like {self.name_example})"
+            )
+        return int(match.group(1)), int(match.group(2))
+
+    def parse_folder(self, folder: Path) -> list[ImageRecord]:
+        records = []
+        for path in list_images(folder):
+            pid, cam = self.parse_name(path)
+            if pid == -1:
+                continue  # junk
+            if not 1 <= cam <= self.num_cameras:
+                raise DatasetLayoutError(
+                    f"{self.name}: camera c{cam} in {path} is outside 1..{self.num_cameras}"
+                )
+            records.append(ImageRecord(str(path), pid, cam - 1))
+        return records
+
+
 @register_dataset("market1501")
-class Market1501(ReIDDataset):
+class Market1501(MarketStyleDataset):
     """Market-1501: 1,501 identities from 6 cameras.
 
     File names ``PPPP_cCsS_FFFFFF_DD.jpg``; pid ``-1`` marks junk boxes (dropped here, as the
@@ -34,35 +89,6 @@ class Market1501(ReIDDataset):
         "gallery": SplitStats(15913, 751, 6),
     }
     num_cameras = 6
-
-    def load(self) -> DatasetSplits:
-        train = relabel(self.parse_folder(self.root / "bounding_box_train"))
-        query = self.parse_folder(self.root / "query")
-        gallery = self.parse_folder(self.root / "bounding_box_test")
-        return DatasetSplits(self.name, str(self.root), train, query, gallery, task="reid")
-
-    def parse_name(self, path: Path) -> tuple[int, int]:
-        """(pid, 1-based camera) from a file name; raises with the path when it does not parse."""
-        match = _MARKET_NAME.match(path.name)
-        if match is None:
-            raise DatasetLayoutError(
-                f"{self.name}: cannot parse identity/camera from {path} "
-                "(expected a name like 0002_c1s1_000451_03.jpg)"
-            )
-        return int(match.group(1)), int(match.group(2))
-
-    def parse_folder(self, folder: Path) -> list[ImageRecord]:
-        records = []
-        for path in list_images(folder):
-            pid, cam = self.parse_name(path)
-            if pid == -1:
-                continue  # junk
-            if not 1 <= cam <= self.num_cameras:
-                raise DatasetLayoutError(
-                    f"{self.name}: camera c{cam} in {path} is outside 1..{self.num_cameras}"
-                )
-            records.append(ImageRecord(str(path), pid, cam - 1))
-        return records
 
 
 @register_dataset("synthetic")
