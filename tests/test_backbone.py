@@ -5,7 +5,10 @@ from torchvision.models import resnet50
 from bdbnet.models import backbone
 from bdbnet.models.backbone import (
     PretrainedWeightsError,
+    build_resnet,
     build_resnet50,
+    extra_block,
+    feature_channels,
     imagenet_weights_path,
     load_state_dict_file,
 )
@@ -76,3 +79,22 @@ def test_offline_without_cache_explains_where_to_put_the_file(tmp_path, monkeypa
     message = str(err.value)
     assert str(tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth") in message
     assert "download.pytorch.org" in message and "pretrained=None" in message
+
+
+@pytest.mark.parametrize(("arch", "channels"), [("resnet18", 512), ("resnet34", 512)])
+def test_light_backbones_get_last_stride_one(arch, channels):
+    net = build_resnet(arch, None, last_stride=1)
+    assert net.layer4[0].conv1.stride == (1, 1)
+    assert net.layer4[0].downsample[0].stride == (1, 1)
+    assert feature_channels(net) == channels
+    x = torch.randn(1, 3, 64, 32)
+    stem = torch.nn.Sequential(*(getattr(net, n) for n in ("conv1", "bn1", "relu", "maxpool")))
+    maps = net.layer4(net.layer3(net.layer2(net.layer1(stem(x)))))
+    assert maps.shape == (1, channels, 4, 2)  # total stride 16
+    block = extra_block(net)
+    assert block(maps).shape == maps.shape
+
+
+def test_unknown_backbone_is_named():
+    with pytest.raises(ValueError, match="unknown backbone 'vgg16'; choose one of resnet50"):
+        build_resnet("vgg16", None)

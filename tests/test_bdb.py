@@ -107,6 +107,21 @@ def test_single_branch_ablations(branches, dim, keys):
         assert m(torch.randn(1, 3, 64, 32)).shape == (1, dim)
 
 
+def test_resnet18_backbone_keeps_the_design():
+    # 512-channel maps feed the same heads: 512-d global + 1024-d dropping embedding.
+    m = BDBNet(num_classes=10, pretrained=None, backbone="resnet18")
+    assert m.global_reduction[0].in_channels == 512
+    assert m.drop_reduction[0].in_features == 512
+    assert type(m.drop_bottleneck).__name__ == "BasicBlock"
+    out = m.train()(torch.randn(4, 3, 64, 32))
+    assert out.features["drop"].shape == (4, 1024) and out.logits["global"].shape == (4, 10)
+    with torch.no_grad():
+        assert m.eval()(torch.randn(1, 3, 64, 32)).shape == (1, 1536)
+    # ResNet-18 trunk 11,176,512 + BasicBlock(512, 512) 4,720,640 + conv 512->512 and BN 263,680
+    # + linear 512->1024 and BN1d 527,360 + classifiers 5,130 + 10,250.
+    assert sum(p.numel() for p in m.parameters()) == 16_703_572
+
+
 def test_no_classifier_when_num_classes_is_zero():
     m = BDBNet(num_classes=0, pretrained=None).train()
     out = m(torch.randn(2, 3, 64, 32))

@@ -25,6 +25,7 @@ import yaml
 
 @dataclass
 class ModelConfig:
+    backbone: str = "resnet50"  # the paper; resnet18 / resnet34 for quick CPU experiments
     pretrained: str | None = "imagenet"  # "imagenet", a path, or null
     last_stride: int = 1
     drop_height_ratio: float = 0.3
@@ -240,6 +241,7 @@ def load_config(
 def validate(cfg: Config) -> None:
     """Cross-field checks that the type system cannot express."""
     choices = {
+        "model.backbone": (cfg.model.backbone, ("resnet50", "resnet34", "resnet18")),
         "model.drop_mode": (cfg.model.drop_mode, ("batch", "sample", "none")),
         "model.branches": (cfg.model.branches, ("both", "global", "drop")),
         "data.recipe": (cfg.data.recipe, ("reid", "retrieval")),

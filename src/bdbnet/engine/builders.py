@@ -27,6 +27,7 @@ def model_kwargs(cfg: Config) -> dict:
         last_stride=m.last_stride,
         global_dim=m.global_dim,
         drop_dim=m.drop_dim,
+        backbone=m.backbone,
     )
 
 

@@ -1,4 +1,8 @@
-"""ResNet-50 backbone with last stride 1 and ImageNet weight loading that works offline."""
+"""ResNet backbones with last stride 1 and ImageNet weight loading that works offline.
+
+ResNet-50 is the paper's backbone and the default everywhere; ResNet-18/34 exist for quick
+experiments on small hardware (the CPU demo), not for reproducing the paper.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,45 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import ResNet, ResNet50_Weights, resnet50
+from torchvision.models import (
+    ResNet,
+    ResNet18_Weights,
+    ResNet34_Weights,
+    ResNet50_Weights,
+    resnet18,
+    resnet34,
+    resnet50,
+)
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 # The official code used ``resnet50(pretrained=True)``, i.e. torchvision's V1 weights.
 IMAGENET_WEIGHTS = ResNet50_Weights.IMAGENET1K_V1
+
+# name -> (torchvision constructor, ImageNet weights)
+ARCHITECTURES = {
+    "resnet50": (resnet50, IMAGENET_WEIGHTS),
+    "resnet34": (resnet34, ResNet34_Weights.IMAGENET1K_V1),
+    "resnet18": (resnet18, ResNet18_Weights.IMAGENET1K_V1),
+}
 
 
 class PretrainedWeightsError(RuntimeError):
     """ImageNet weights are neither cached nor downloadable."""
 
 
-def imagenet_weights_path() -> Path:
-    """Where torchvision caches the ImageNet ResNet-50 file (``$TORCH_HOME/hub/checkpoints``)."""
-    filename = os.path.basename(IMAGENET_WEIGHTS.url)
+def _architecture(arch: str) -> tuple:
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown backbone {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch]
+
+
+def _display(arch: str) -> str:
+    return arch.replace("resnet", "ResNet-")
+
+
+def imagenet_weights_path(arch: str = "resnet50") -> Path:
+    """Where torchvision caches the ImageNet weights file (``$TORCH_HOME/hub/checkpoints``)."""
+    filename = os.path.basename(_architecture(arch)[1].url)
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
@@ -45,38 +75,42 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     return obj
 
 
-def load_imagenet_state_dict() -> dict[str, torch.Tensor]:
-    """torchvision's ResNet-50 ImageNet weights from the hub cache, downloading if possible."""
-    cached = imagenet_weights_path()
+def load_imagenet_state_dict(arch: str = "resnet50") -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet weights of ``arch`` from the hub cache, downloading if possible."""
+    weights = _architecture(arch)[1]
+    cached = imagenet_weights_path(arch)
     if cached.is_file():
         return load_state_dict_file(cached)
     try:
-        return IMAGENET_WEIGHTS.get_state_dict(progress=True, weights_only=True)
+        return weights.get_state_dict(progress=True, weights_only=True)
     except Exception as err:  # URLError, SSL errors, proxies...: all mean "offline" here
         raise PretrainedWeightsError(
-            f"could not download the ImageNet ResNet-50 weights ({err}).\n"
-            f"Offline? Copy {IMAGENET_WEIGHTS.url}\n"
+            f"could not download the ImageNet {_display(arch)} weights ({err}).\n"
+            f"Offline? Copy {weights.url}\n"
             f"to {cached} (or set TORCH_HOME), pass pretrained=<path to a .pth file>, "
             "or pretrained=None for random initialisation."
         ) from err
 
 
-def build_resnet50(
-    pretrained: str | os.PathLike[str] | None = "imagenet", last_stride: int = 1
+def build_resnet(
+    arch: str = "resnet50",
+    pretrained: str | os.PathLike[str] | None = "imagenet",
+    last_stride: int = 1,
 ) -> ResNet:
-    """torchvision ResNet-50 with the stride of ``layer4`` set to ``last_stride``.
+    """torchvision ResNet ``arch`` with the stride of ``layer4`` set to ``last_stride``.
 
     Setting the stride on the existing first block keeps every parameter, so ImageNet weights of
     layer4 load unchanged (the official code rebuilt layer4 and copied them over: same result).
 
     Args:
+        arch: ``"resnet50"`` (the paper), ``"resnet34"`` or ``"resnet18"``.
         pretrained: ``"imagenet"``, a path to a state-dict file, or ``None`` (random init).
         last_stride: 1 (BDB: a 24x8 map for 384x128 inputs) or 2 (plain ResNet).
     """
-    net = resnet50()
+    net = _architecture(arch)[0]()
     if pretrained is not None:
         state = (
-            load_imagenet_state_dict()
+            load_imagenet_state_dict(arch)
             if str(pretrained) == "imagenet"
             else load_state_dict_file(pretrained)
         )
@@ -85,13 +119,38 @@ def build_resnet50(
         missing = [k for k in missing if not k.startswith("fc.")]
         if missing or unexpected:
             raise ValueError(
-                f"{pretrained}: not a torchvision ResNet-50 state dict "
+                f"{pretrained}: not a torchvision {_display(arch)} state dict "
                 f"(missing {missing[:3]}..., unexpected {list(unexpected)[:3]}...)"
             )
     first = net.layer4[0]
-    first.conv2.stride = (last_stride, last_stride)
+    # The strided convolution is conv2 in a Bottleneck (torchvision's ResNet v1.5), conv1 in a
+    # BasicBlock.
+    strided = first.conv2 if isinstance(first, Bottleneck) else first.conv1
+    strided.stride = (last_stride, last_stride)
     first.downsample[0].stride = (last_stride, last_stride)
     return net
+
+
+def build_resnet50(
+    pretrained: str | os.PathLike[str] | None = "imagenet", last_stride: int = 1
+) -> ResNet:
+    """The paper's backbone: :func:`build_resnet` with ``arch="resnet50"``."""
+    return build_resnet("resnet50", pretrained, last_stride)
+
+
+def extra_block(net: ResNet) -> nn.Module:
+    """A fresh residual block shaped like the backbone's last one, for the dropping branch:
+    ``Bottleneck(2048, 512)`` on ResNet-50 (the official code), ``BasicBlock(512, 512)`` on
+    ResNet-18/34. PyTorch's default initialisation, as in the official code."""
+    channels = feature_channels(net)
+    if isinstance(net.layer4[0], Bottleneck):
+        return Bottleneck(channels, channels // Bottleneck.expansion)
+    return BasicBlock(channels, channels)
+
+
+def feature_channels(net: ResNet) -> int:
+    """Channels of the ``layer4`` output (2048 for ResNet-50, 512 for ResNet-18/34)."""
+    return int(net.fc.in_features)
 
 
 def resnet_stem(net: ResNet) -> nn.Sequential:

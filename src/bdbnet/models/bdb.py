@@ -8,9 +8,8 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torchvision.models.resnet import Bottleneck
 
-from bdbnet.models.backbone import build_resnet50, resnet_stem
+from bdbnet.models.backbone import build_resnet, extra_block, feature_channels, resnet_stem
 from bdbnet.models.batch_drop import BatchDropBlock, DropMode
 from bdbnet.models.init import init_head
 
@@ -43,6 +42,9 @@ class BDBNet(nn.Module):
         drop_mode: ``"batch"`` (BDB), ``"sample"`` (per-sample DropBlock) or ``"none"``.
         branches: ``"both"``, or ``"global"`` / ``"drop"`` for the single-branch ablations.
         last_stride: Stride of layer4 (1 as in the paper).
+        backbone: ``"resnet50"`` (the paper); ``"resnet18"``/``"resnet34"`` give a lighter
+            network of the same design (512-channel maps, BasicBlock extra block) for quick
+            experiments on small hardware.
 
     Example:
         >>> model = BDBNet(num_classes=751, pretrained=None).eval()
@@ -61,13 +63,16 @@ class BDBNet(nn.Module):
         last_stride: int = 1,
         global_dim: int = 512,
         drop_dim: int = 1024,
+        backbone: str = "resnet50",
     ) -> None:
         super().__init__()
         if branches not in ("both", "global", "drop"):
             raise ValueError(f"branches must be 'both', 'global' or 'drop', got {branches!r}")
         self.num_classes = num_classes
         self.branches = branches
-        resnet = build_resnet50(pretrained, last_stride=last_stride)
+        self.backbone_name = backbone
+        resnet = build_resnet(backbone, pretrained, last_stride=last_stride)
+        channels = feature_channels(resnet)
         self.backbone = resnet_stem(resnet)
         self.layer4 = resnet.layer4
         self.use_global = branches in ("both", "global")
@@ -75,7 +80,7 @@ class BDBNet(nn.Module):
 
         if self.use_global:
             self.global_reduction = nn.Sequential(
-                nn.Conv2d(2048, global_dim, kernel_size=1, bias=True),
+                nn.Conv2d(channels, global_dim, kernel_size=1, bias=True),
                 nn.BatchNorm2d(global_dim),
                 nn.ReLU(inplace=True),
             )
@@ -83,10 +88,10 @@ class BDBNet(nn.Module):
             self.global_classifier = self._classifier(global_dim, num_classes)
         if self.use_drop:
             # Default PyTorch init for the extra block, as in the official code.
-            self.drop_bottleneck = Bottleneck(2048, 512)
+            self.drop_bottleneck = extra_block(resnet)
             self.batch_drop = BatchDropBlock(drop_height_ratio, drop_width_ratio, drop_mode)
             self.drop_reduction = nn.Sequential(
-                nn.Linear(2048, drop_dim, bias=True),
+                nn.Linear(channels, drop_dim, bias=True),
                 nn.BatchNorm1d(drop_dim),
                 nn.ReLU(inplace=True),
             )
