@@ -93,3 +93,16 @@ def test_resume_rejects_a_checkpoint_of_another_dataset(tiny_synthetic, tmp_path
 def test_resume_without_checkpoint_starts_fresh(tiny_synthetic, tmp_path):
     splits = train_only(build_dataset("synthetic", tiny_synthetic))
     assert Trainer(tiny_config(), splits, tmp_path, resume=True).start_epoch == 0
+
+
+def test_final_evaluation_is_kept_with_its_features(tiny_synthetic, tmp_path):
+    splits = build_dataset("synthetic", tiny_synthetic)
+    result = Trainer(tiny_config("optim.epochs=1"), splits, tmp_path).fit()
+    assert [e["epoch"] for e in result.evaluations] == [1]
+    report = result.last_report
+    assert report is not None and report.task == "reid"
+    assert {"epoch": 1, **report.metrics} == result.evaluations[-1]
+    assert report.details["query_features"].shape[0] == len(splits.query)
+    # Resuming a finished run trains and evaluates nothing more.
+    again = Trainer(tiny_config("optim.epochs=1"), splits, tmp_path, resume=True).fit()
+    assert again.last_report is None and again.evaluations == result.evaluations

@@ -69,6 +69,8 @@ class TrainResult:
     epochs: list[EpochStats] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     checkpoint: Path | None = None
+    # The newest evaluation of this process, with its features (not stored in checkpoints).
+    last_report: EvalReport | None = None
 
 
 class Trainer:
@@ -235,7 +237,7 @@ class Trainer:
                     epoch=epoch,
                 )
                 if self.should_evaluate(epoch) and self.splits.query:
-                    report = self.evaluate()
+                    report = self.result.last_report = self.evaluate()
                     record = {"epoch": epoch, **report.metrics}
                     self.result.evaluations.append(record)
                     logger.log("eval", epoch, report.metrics, epoch=epoch)
