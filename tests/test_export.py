@@ -24,6 +24,7 @@ def check_metadata(meta):
     assert len(meta["checkpoint_sha256"]) == 64
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load is deprecated
 def test_torchscript_export_matches_pytorch(checkpoint, tmp_path):
     model, _ = load_trained_model(checkpoint)
     path = export_checkpoint(checkpoint, tmp_path / "bdb.pt", "torchscript")

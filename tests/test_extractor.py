@@ -64,8 +64,8 @@ def test_features_are_those_of_the_evaluation_pipeline(tiny_checkpoint, extracto
 
 
 def test_batching_and_order(extractor, person_images):
-    one_by_one = torch.cat([extractor(p) for p in person_images[:5]])
-    batched = extractor(person_images[:5])  # batch_size 3: two batches
+    one_by_one = torch.cat([extractor(p) for p in person_images[:4]])
+    batched = extractor(person_images[:4])  # batch_size 3: batches of 3 and 1
     torch.testing.assert_close(batched, one_by_one, rtol=1e-4, atol=1e-3)
     assert not torch.allclose(batched[0], batched[1])
 
@@ -115,7 +115,7 @@ def test_identity_distinguishes_checkpoints(tiny_checkpoint, extractor):
 
 
 def test_official_checkpoint(tmp_path, person_images):
-    model = calibrated_bdbnet(12, seed=3)
+    model = calibrated_bdbnet(12, seed=3, calibrate=False)
     path = tmp_path / "market.pth.tar"
     torch.save({"state_dict": to_official_state_dict(model), "epoch": 7}, path)
     extract = FeatureExtractor(path, device="cpu")
