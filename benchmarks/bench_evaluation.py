@@ -40,9 +40,7 @@ import gc
 import json
 import os
 import platform
-import re
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import cpu_model, fmt_s, load_average, ram_gib, timed, write_section
 
 from bdbnet.evaluation import (
     evaluate_features,
@@ -342,59 +341,6 @@ def run_worker(task: str, data: Path) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def ram_gib() -> float:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return float("nan")
-
-
-def load_average() -> str:
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def timed(fn, repeats: int) -> tuple[float, float, object]:
-    out, times = None, []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times), out
-
-
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace our section of results.md (or append it), keeping every other section."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    block = text.rstrip("\n") + "\n\n"
-    new = (
-        pattern.sub(lambda _: block, old)
-        if pattern.search(old)
-        else (old.rstrip("\n") + "\n\n" + block)
-    )
-    path.write_text(new.rstrip("\n") + "\n")
-
-
-def fmt_s(x: float) -> str:
-    return f"{x:.3f} s" if x < 10 else f"{x:.1f} s"
-
-
 def targets(m: dict[str, float], quick: bool) -> list[str]:
     """The issue's targets, checked against this run (peers as measured in the issue)."""
     if quick:
@@ -611,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, SECTION, RESULTS)
         print(f"wrote the '{SECTION[3:]}' section of {RESULTS}")
     return 0
 

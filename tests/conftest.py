@@ -43,3 +43,77 @@ def tiny_config(*overrides: str) -> Config:
             *overrides,
         ],
     )
+
+
+def calibrated_bdbnet(num_classes: int = 4, seed: int = 0, calibrate: bool = True, **model_kwargs):
+    """A random-weight BDBNet with eval-mode features of a realistic scale (a few units).
+
+    ``calibrate``: estimate the BatchNorm statistics on random 32x16 images, as training would.
+    Otherwise keep the initial statistics (mean 0, variance 1) and scale the two embedding
+    BatchNorms' affine parameters down instead: the same scale without the very small variances
+    that an estimate on random data gives some channels, which amplify float32 rounding
+    (export-parity tests use this one).
+    """
+    import torch
+
+    from bdbnet.models import BDBNet
+
+    torch.manual_seed(seed)
+    model = BDBNet(num_classes, pretrained=None, **model_kwargs)
+    if calibrate:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = None  # cumulative average
+        model.train()
+        with torch.no_grad():
+            model(torch.randn(16, 3, 32, 16, generator=torch.Generator().manual_seed(seed)))
+    else:
+        with torch.no_grad():
+            for bn in (model.global_reduction[1], model.drop_reduction[1]):
+                bn.weight.mul_(0.5)
+                bn.bias.mul_(0.5)
+    return model.eval()
+
+
+def write_tiny_checkpoint(path, seed: int = 0, calibrate: bool = True):
+    """One of our checkpoints of a calibrated random model with the 32x16 test recipe."""
+    from bdbnet.engine.builders import model_kwargs
+    from bdbnet.engine.checkpoint import FORMAT, VERSION, atomic_save
+
+    cfg = tiny_config()
+    kwargs = model_kwargs(cfg)
+    model = calibrated_bdbnet(4, seed, calibrate, **kwargs)
+    state = {
+        "format": FORMAT,
+        "version": VERSION,
+        "epoch": 1,
+        "model": model.state_dict(),
+        "model_kwargs": kwargs,
+        "num_classes": 4,
+        "config": cfg.to_dict(),
+    }
+    atomic_save(state, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """Path of a small checkpoint (ResNet-50 BDB, random calibrated weights, 32x16 inputs)."""
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def person_images(tmp_path_factory):
+    """Eight distinct 48x24 RGB images named like Market-1501 files (pids 1-4, cameras 1-2)."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("people")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(8):
+        arr = rng.integers(0, 256, size=(48, 24, 3), dtype=np.uint8)
+        path = folder / f"{i // 2 + 1:04d}_c{i % 2 + 1}s1_{i:06d}_00.png"
+        Image.fromarray(arr).save(path)
+        paths.append(str(path))
+    return paths

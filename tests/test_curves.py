@@ -4,7 +4,7 @@ import sys
 import pytest
 from PIL import Image
 
-from bdbnet.visualization.curves import plot_training_curve
+from bdbnet.visualization.curves import plot_cmc, plot_training_curve
 
 pytest.importorskip("matplotlib")
 
@@ -100,3 +100,16 @@ def test_missing_matplotlib_gives_install_hint(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r"bdbnet\[viz\]"):
         plot_training_curve(metrics, tmp_path / "curve.png")
     assert not (tmp_path / "curve.png").exists()
+
+
+def test_plot_cmc_writes_a_picture_with_each_curve(tmp_path):
+    cmc = [0.5 + 0.01 * k for k in range(50)]
+    out = plot_cmc({"ours": cmc, "baseline": [v / 2 for v in cmc]}, tmp_path / "p" / "cmc.png")
+    assert out.stat().st_size > 1000
+    with Image.open(out) as img:
+        assert img.size == (550, 418)  # figsize (5, 3.8) at 110 dpi
+        rgb = img.convert("RGB")
+        colours = {c for _, c in rgb.getcolors(maxcolors=rgb.size[0] * rgb.size[1])}
+    assert TAB_BLUE in colours and TAB_ORANGE in colours
+    single = plot_cmc(cmc, tmp_path / "single.png", max_rank=20)
+    assert single.stat().st_size > 1000

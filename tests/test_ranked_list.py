@@ -152,3 +152,38 @@ def test_rank_gallery_never_returns_excluded_items():
     ranked = rank_gallery(QUERY, GALLERY, topk=10, exclude=exclude)
     assert ranked.shape == (2, 2)
     assert set(ranked[0].tolist()) == {3, 4}
+
+
+# ---------------------------------------------------------------- worst queries
+
+def test_worst_queries_order_and_skipped_queries():
+    import numpy as np
+
+    from bdbnet.visualization.ranked_list import worst_queries
+
+    ap = np.array([0.9, np.nan, 0.2, 0.2, 0.5])
+    first = np.array([1, 0, 3, 7, 2])
+    assert worst_queries(ap, first, 10) == [3, 2, 4, 0]  # ties in AP: later first match first
+    assert worst_queries(ap, first, 2) == [3, 2]
+
+
+def test_draw_worst_queries_applies_the_protocol_exclusions(people, tmp_path):
+    import numpy as np
+
+    from bdbnet.visualization.ranked_list import draw_worst_queries
+
+    query = [people["q1"], people["q2"]]  # pid 1 cam 0, pid 2 cam 0
+    same_cam = ImageRecord(people["g1"].path, 1, 0)  # query 1's identity, same camera
+    junk = ImageRecord(people["g3"].path, -1, 2)
+    gallery = [same_cam, people["g1"], people["g2"], junk]
+    qf = torch.tensor([[0.0], [10.0]])
+    gf = torch.tensor([[0.0], [1.0], [5.0], [0.5]])
+    out = draw_worst_queries(
+        qf, gf, query, gallery, np.array([0.3, 1.0]), np.array([2, 1]), tmp_path / "w.png", n=1
+    )
+    with Image.open(out) as img:
+        canvas = img.convert("RGB")
+    # one row: query 1 with the two items left (g1 green, g2 red); same-camera and junk dropped
+    assert canvas.size == (3 * 72 + 10, 150)
+    assert canvas.getpixel((72 + 10 + 1, 1)) == GREEN
+    assert canvas.getpixel((2 * 72 + 10 + 1, 1)) == RED

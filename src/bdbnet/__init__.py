@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["FeatureExtractor", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that ``import bdbnet`` (and ``bdbnet --help``) does not import torch.
+    if name == "FeatureExtractor":
+        from bdbnet.inference.extractor import FeatureExtractor
+
+        return FeatureExtractor
+    raise AttributeError(f"module 'bdbnet' has no attribute {name!r}")

@@ -132,7 +132,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             payload["num_valid_queries"] = report.details["num_valid_queries"]
         Path(args.json).write_text(json.dumps(payload, indent=2))
         print(f"wrote {args.json}")
+    if args.plots or args.visualize:
+        _evaluation_pictures(args, report, splits)
     return 0
+
+
+def _evaluation_pictures(args: argparse.Namespace, report, splits) -> None:
+    """``evaluate --plots DIR`` (CMC curve) and ``--visualize N`` (the N worst queries)."""
+    from bdbnet.visualization import draw_worst_queries, plot_cmc
+
+    if "rank_results" not in report.details:
+        print("note: pictures are drawn for re-ID evaluations only")
+        return
+    folder = Path(args.plots or "evaluation_plots")
+    details = report.details
+    label = f"{args.dataset} ({Path(args.checkpoint).name})"
+    try:
+        path = plot_cmc({label: details["cmc"]}, folder / "cmc.png", title=f"CMC: {args.dataset}")
+        print(f"wrote {path}")
+    except ImportError as err:
+        print(f"note: no CMC plot ({err})")
+    if args.visualize:
+        result = details["rank_results"]
+        path = draw_worst_queries(
+            details["query_features"],
+            details["gallery_features"],
+            splits.query,
+            splits.gallery,
+            result.ap,
+            result.first_match_rank,
+            folder / "worst_queries.png",
+            n=args.visualize,
+        )
+        print(f"wrote {path} (the {args.visualize} queries with the lowest AP)")
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -166,6 +198,158 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         print(f"warning: {line}")
     if not problems and dataset.expected_stats:
         print("counts match the published statistics")
+    return 0
+
+
+def _extractor(args: argparse.Namespace):
+    from bdbnet.inference import FeatureExtractor
+
+    return FeatureExtractor(
+        args.checkpoint,
+        device=args.device,
+        batch_size=args.batch_size,
+        flip=args.flip,
+        amp=args.amp,
+        progress=not args.quiet,
+    )
+
+
+def _extract_paths(extractor, inputs: Sequence[str]):
+    """Features of image files/dirs, unreadable files skipped and reported on stderr."""
+    import warnings
+
+    from bdbnet.inference import list_images
+
+    paths = list_images(inputs)
+    if not paths:
+        raise CLIError(f"no images found in {' '.join(inputs)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        extraction = extractor.extract(paths, skip_unreadable=True)
+    for path, reason in extraction.skipped:
+        print(f"warning: skipped unreadable image {path} ({reason})", file=sys.stderr)
+    return extraction
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from bdbnet.inference import GalleryIndex
+
+    extractor = _extractor(args)
+    extraction = _extract_paths(extractor, args.images)
+    index = GalleryIndex.from_extraction(extraction, extractor.identity)
+    try:
+        path = index.save(args.output)
+    except (ImportError, ValueError) as err:
+        raise CLIError(str(err)) from err
+    print(
+        f"wrote {len(index)} features ({index.dim}-d) to {path}"
+        + (f"; skipped {len(index.skipped)} unreadable image(s)" if index.skipped else "")
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from bdbnet.data.records import ImageRecord
+    from bdbnet.inference import GalleryIndex, IndexMismatchError, labels_from_paths
+    from bdbnet.visualization import draw_ranked_list
+
+    extractor = _extractor(args)
+    if len(args.gallery) == 1 and GalleryIndex.is_index_file(args.gallery[0]):
+        index = GalleryIndex.load(args.gallery[0])
+        print(f"gallery index {args.gallery[0]}: {len(index)} images")
+    else:
+        index = GalleryIndex.from_extraction(
+            _extract_paths(extractor, args.gallery), extractor.identity
+        )
+        if args.save_index:
+            print(f"saved the gallery index to {index.save(args.save_index)}")
+    query = _extract_paths(extractor, args.query)
+    try:
+        result = index.search(
+            query.features,
+            args.topk,
+            identity=extractor.identity,
+            backend=args.backend,
+            rerank=args.rerank,
+        )
+    except (IndexMismatchError, ImportError) as err:
+        raise CLIError(str(err)) from err
+    q_labels = labels_from_paths(query.paths)
+    labelled = q_labels is not None and index.pids is not None
+
+    def record(path: str, pids, camids, i: int) -> ImageRecord:
+        if pids is None:
+            return ImageRecord(path, -1, 0)
+        return ImageRecord(path, int(pids[i]), int(camids[i]))
+
+    queries, ranked = [], []
+    for qi, qpath in enumerate(query.paths):
+        q_rec = record(qpath, *(q_labels or (None, None)), qi)
+        print(f"query {qpath}")
+        row = []
+        for rank, (gi, dist) in enumerate(
+            zip(result.indices[qi].tolist(), result.distances[qi].tolist()), start=1
+        ):
+            g_rec = record(index.paths[gi], index.pids, index.camids, gi)
+            mark = ""
+            if labelled:
+                mark = "  same id" if g_rec.pid == q_rec.pid else "  different id"
+            print(f"  {rank:3d}  {dist:9.4f}  {g_rec.path}{mark}")
+            row.append(g_rec)
+        queries.append(q_rec)
+        ranked.append(row)
+    if args.picture and queries:
+        h, w = extractor.input_size
+        cell = (128, max(8, round(128 * w / h)))
+        path = draw_ranked_list(queries, ranked, args.picture, cell=cell, show_labels=labelled)
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_visualize(args: argparse.Namespace) -> int:
+    from bdbnet.data.image_dataset import UnreadableImageError, read_image
+    from bdbnet.inference import list_images
+    from bdbnet.visualization import draw_activation_maps
+
+    extractor = _extractor(args)
+    images, names = [], []
+    for path in list_images(args.images):
+        try:
+            images.append(read_image(path))
+            names.append(path)
+        except UnreadableImageError as err:
+            print(f"warning: skipped {err}", file=sys.stderr)
+    if not images:
+        raise CLIError("no readable images")
+    out = draw_activation_maps(
+        extractor.model,
+        images,
+        extractor.transform,
+        Path(args.output) / "activation_maps.png",
+        preprocess=extractor.preprocess,
+        names=names,
+    )
+    print(f"wrote {out} ({len(images)} image(s): input, global branch, dropping branch)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bdbnet.inference.export import export_checkpoint, read_export_metadata
+
+    size = None
+    if args.height or args.width:
+        if not (args.height and args.width):
+            raise CLIError("give both --height and --width (or neither)")
+        size = (args.height, args.width)
+    try:
+        path = export_checkpoint(args.checkpoint, args.output, args.format, size, args.opset)
+        meta = read_export_metadata(path)
+    except ImportError as err:
+        raise CLIError(str(err)) from err
+    print(
+        f"wrote {path} ({args.format}): input {meta['input']['shape']} -> output "
+        f"{meta['output']['shape']}; preprocessing: {json.dumps(meta['preprocess'])}"
+    )
     return 0
 
 
@@ -232,13 +416,81 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"])
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--visualize",
+        type=int,
+        default=0,
+        metavar="N",
+        help="draw the ranked lists of the N worst queries (lowest AP) into --plots",
+    )
+    p.add_argument(
+        "--plots", default=None, metavar="DIR", help="write cmc.png (and --visualize) here"
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("datasets", help="list datasets; with NAME --root: validate a copy")
     p.add_argument("name", nargs="?")
     p.add_argument("--root", default=None)
     p.set_defaults(func=cmd_datasets)
+    _add_inference_parsers(sub)
     return parser
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="our .pt or an official .pth.tar")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--flip", action="store_true", help="average with mirrored images")
+    p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_inference_parsers(sub) -> None:
+    p = sub.add_parser("extract", help="features of images (.npy/.npz/.safetensors + paths)")
+    _model_options(p)
+    p.add_argument("images", nargs="+", metavar="IMAGES_OR_DIRS")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="FILE.safetensors, FILE.npz, or FILE.npy (+ FILE.paths.txt, FILE.json); "
+        "a gallery index for `bdbnet search`",
+    )
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("search", help="rank a gallery (folder or saved index) for queries")
+    _model_options(p)
+    p.add_argument(
+        "--gallery", required=True, nargs="+", help="image folders/files, or one saved index"
+    )
+    p.add_argument("--query", required=True, nargs="+", help="query images or folders")
+    p.add_argument("--topk", type=int, default=10)
+    p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
+    p.add_argument(
+        "--backend",
+        default="torch",
+        choices=["torch", "faiss"],
+        help="exact chunked search in torch (default) or a faiss flat index (bdbnet[faiss])",
+    )
+    p.add_argument("--save-index", default=None, help="save the gallery index built from images")
+    p.add_argument(
+        "--picture", default="ranked_list.png", help="ranked-list picture ('' for none)"
+    )
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("visualize", help="activation maps of both branches (paper's Figure 1)")
+    _model_options(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--output", required=True, help="folder for activation_maps.png")
+    p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("export", help="ONNX or TorchScript, dynamic batch, eval-mode graph")
+    p.add_argument("--checkpoint", required=True, help="our .pt or an official .pth.tar")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--output", required=True)
+    p.add_argument("--height", type=int, default=None, help="input height (default: recipe's)")
+    p.add_argument("--width", type=int, default=None, help="input width (default: recipe's)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    p.set_defaults(func=cmd_export)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

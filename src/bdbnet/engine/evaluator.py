@@ -78,5 +78,6 @@ def evaluate_model(
         "num_valid_queries": int(result.num_valid_queries),
         "query_features": query,
         "gallery_features": gallery,
+        "rank_results": result,  # per-query ap / first_match_rank, e.g. for failure pictures
     }
     return EvalReport("reid", metrics, details)

@@ -120,6 +120,22 @@ class BDBNet(nn.Module):
             features["drop"] = self.drop_reduction(pooled)
         return features
 
+    def feature_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Spatial maps behind each branch's embedding, for activation pictures (Figure 1).
+
+        ``"global"``: the layer4 output the global branch average-pools; ``"drop"``: the extra
+        bottleneck's output the dropping branch max-pools (before Batch DropBlock, which is the
+        identity in eval mode). Both are ``(B, 2048, H/16, W/16)`` with last stride 1. Adds no
+        parameters and leaves :meth:`forward` unchanged.
+        """
+        x = self.layer4(self.backbone(x))
+        maps = {}
+        if self.use_global:
+            maps["global"] = x
+        if self.use_drop:
+            maps["drop"] = self.drop_bottleneck(x)
+        return maps
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | BDBTrainOutput:
         features = self.forward_features(x)
         if not self.training:

@@ -1,11 +1,25 @@
-"""Training curves from a run's ``metrics.jsonl`` (matplotlib: ``pip install bdbnet[viz]``)."""
+"""Training curves from a run's ``metrics.jsonl`` and CMC curves (matplotlib:
+``pip install bdbnet[viz]``)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bdbnet.engine.metrics_log import read_metrics
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ImportError("plotting needs matplotlib: pip install 'bdbnet[viz]'") from err
+    return plt
 
 
 def plot_training_curve(
@@ -17,14 +31,7 @@ def plot_training_curve(
 
     ``baseline`` (e.g. the untrained network's metrics) is drawn as dashed lines at epoch 0.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise ImportError("plotting needs matplotlib: pip install 'bdbnet[viz]'") from err
-
+    plt = _pyplot()
     records = read_metrics(metrics_file)
     epochs = [r for r in records if r["kind"] == "epoch"]
     evals = [r for r in records if r["kind"] == "eval"]
@@ -47,6 +54,40 @@ def plot_training_curve(
             ax_acc.axhline(100 * baseline[key], ls="--", lw=0.8, color=colour)
     ax_acc.set(xlabel="epoch (0 = untrained)", ylabel="%", title="Evaluation", ylim=(0, 100))
     ax_acc.legend(fontsize=7)
+    fig.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
+    return output
+
+
+def plot_cmc(
+    curves: dict[str, Sequence[float]] | Sequence[float],
+    output: str | os.PathLike[str],
+    max_rank: int | None = None,
+    title: str = "CMC",
+) -> Path:
+    """Cumulative matching characteristic (identification rate vs. rank) as a PNG.
+
+    ``curves`` is one CMC (``cmc[k-1]`` = rate within the top ``k``, a fraction) or several
+    keyed by legend label; ranks are drawn from 1 to ``max_rank`` (default: all).
+    """
+    plt = _pyplot()
+    if not isinstance(curves, dict):
+        curves = {"": curves}
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for label, cmc in curves.items():
+        ys = [100 * float(v) for v in cmc][: max_rank or None]
+        xs = list(range(1, len(ys) + 1))
+        ax.plot(xs, ys, "-o", ms=2.5, label=label or None)
+        if ys:
+            ax.annotate(f"R1 {ys[0]:.1f}%", (1, ys[0]), textcoords="offset points", xytext=(6, -10))
+    ax.set(xlabel="rank", ylabel="identification rate (%)", title=title, ylim=(0, 100.5))
+    ax.set_xlim(left=1)
+    ax.grid(alpha=0.3)
+    if any(curves):
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

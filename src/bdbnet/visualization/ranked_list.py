@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
@@ -72,3 +73,43 @@ def draw_ranked_list(
     output.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(output)
     return output
+
+
+def worst_queries(ap: np.ndarray, first_match_rank: np.ndarray, n: int) -> list[int]:
+    """Indices of the ``n`` worst valid queries: lowest average precision first, then the
+    latest first correct match, then query order. Queries skipped by the evaluation (AP
+    ``nan``) are never picked."""
+    ap = np.asarray(ap, dtype=np.float64)
+    first = np.asarray(first_match_rank, dtype=np.int64)
+    valid = np.flatnonzero(~np.isnan(ap))
+    order = np.lexsort((valid, -first[valid], ap[valid]))
+    return valid[order][:n].tolist()
+
+
+def draw_worst_queries(
+    query_features: torch.Tensor,
+    gallery_features: torch.Tensor,
+    query: Sequence[ImageRecord],
+    gallery: Sequence[ImageRecord],
+    ap: np.ndarray,
+    first_match_rank: np.ndarray,
+    output: str | os.PathLike[str],
+    n: int = 10,
+    topk: int = 10,
+) -> Path:
+    """The ranked lists of the ``n`` worst queries of an evaluation (see
+    :func:`worst_queries`), with the evaluation's exclusions: gallery items of the query's
+    identity seen by the same camera and junk (pid -1) are left out, as they were scored."""
+    picks = worst_queries(ap, first_match_rank, n)
+    if not picks:
+        raise ValueError("no valid query to draw")
+    q_pid = torch.tensor([query[i].pid for i in picks])
+    q_cam = torch.tensor([query[i].camid for i in picks])
+    g_pid = torch.tensor([r.pid for r in gallery])
+    g_cam = torch.tensor([r.camid for r in gallery])
+    exclude = ((q_pid[:, None] == g_pid[None]) & (q_cam[:, None] == g_cam[None])) | (
+        g_pid[None] == -1
+    )
+    top = rank_gallery(query_features[picks], gallery_features, topk=topk, exclude=exclude)
+    ranked = [[gallery[j] for j in row] for row in top.tolist()]
+    return draw_ranked_list([query[i] for i in picks], ranked, output)

@@ -1,0 +1,151 @@
+"""Export a trained BDB model for deployment: ONNX or TorchScript.
+
+The exported graph is the eval-mode network (Batch DropBlock is the identity, BatchNorm uses its
+running statistics): input ``images`` ``(N, 3, H, W)`` float32, already preprocessed; output
+``features`` ``(N, D)`` float32. The batch axis is dynamic. What a deployment must do to an image
+before the network (resize, mean/std normalisation, padding for the retrieval recipe) is stored
+in the file as JSON, so the file alone is enough:
+
+* ONNX: the model's ``metadata_props``, key ``"bdbnet"`` (and ``"preprocess"`` alone);
+* TorchScript: the extra file ``"bdbnet.json"`` (``torch.jit.load(f, _extra_files=...)``).
+
+:func:`read_export_metadata` reads it back from either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bdbnet import __version__
+
+__all__ = ["EXPORT_FORMATS", "export_checkpoint", "export_metadata", "read_export_metadata"]
+
+EXPORT_FORMATS = ("onnx", "torchscript")
+EXTRA_FILE = "bdbnet.json"
+
+
+def export_metadata(
+    preprocess: dict[str, Any], feature_dim: int, input_size: tuple[int, int], **extra: Any
+) -> dict[str, Any]:
+    """The JSON description stored in exported files."""
+    h, w = input_size
+    return {
+        "bdbnet_version": __version__,
+        "model": "BDBNet (eval mode; Batch DropBlock is the identity)",
+        "input": {
+            "name": "images",
+            "shape": ["batch", 3, h, w],
+            "dtype": "float32",
+            "layout": "NCHW, RGB",
+            "value": "(pixel / 255 - mean) / std after the resize below",
+        },
+        "output": {"name": "features", "shape": ["batch", feature_dim], "dtype": "float32"},
+        "preprocess": preprocess,
+        **extra,
+    }
+
+
+def _export_onnx(
+    model: torch.nn.Module, example: torch.Tensor, output: Path, meta: dict, opset: int
+) -> None:
+    try:
+        import onnx
+    except ImportError as err:
+        raise ImportError("ONNX export needs onnx: pip install 'bdbnet[onnx]'") from err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        # The TorchScript-based exporter: fast, exact for this plain conv net, dynamic batch.
+        torch.onnx.export(
+            model,
+            (example,),
+            str(output),
+            input_names=["images"],
+            output_names=["features"],
+            dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    proto = onnx.load(str(output))
+    onnx.helper.set_model_props(
+        proto, {"bdbnet": json.dumps(meta), "preprocess": json.dumps(meta["preprocess"])}
+    )
+    onnx.save(proto, str(output))
+
+
+def _export_torchscript(
+    model: torch.nn.Module, example: torch.Tensor, output: Path, meta: dict
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=FutureWarning)
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        traced = torch.jit.trace(model, example, check_trace=False)
+        torch.jit.save(traced, str(output), _extra_files={EXTRA_FILE: json.dumps(meta)})
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    format: str = "onnx",
+    input_size: tuple[int, int] | None = None,
+    opset: int = 17,
+) -> Path:
+    """Export ``checkpoint`` (ours or an official ``*.pth.tar``) to ``output``.
+
+    ``input_size`` (height, width) defaults to the checkpoint's test size; the traced example
+    has batch 2 and the exported batch axis is dynamic. Returns ``output``.
+    """
+    from bdbnet.data.recipes import preprocessing_info
+    from bdbnet.engine.checkpoint import load_trained_model
+    from bdbnet.inference.extractor import file_sha256
+
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {format!r}")
+    model, cfg = load_trained_model(checkpoint, "cpu")
+    preprocess = preprocessing_info(cfg.data)
+    if input_size is None:
+        input_size = tuple(int(v) for v in preprocess["resize"])  # type: ignore[assignment]
+    h, w = input_size
+    meta = export_metadata(
+        preprocess,
+        int(model.feature_dim),
+        (h, w),
+        checkpoint=Path(checkpoint).name,
+        checkpoint_sha256=file_sha256(checkpoint),
+    )
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    if format == "onnx":
+        _export_onnx(model, example, output, meta, opset)
+    else:
+        _export_torchscript(model, example, output, meta)
+    return output
+
+
+def read_export_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON description stored in an exported ONNX or TorchScript file."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        try:
+            import onnx
+        except ImportError as err:
+            raise ImportError("reading ONNX files needs onnx: pip install 'bdbnet[onnx]'") from err
+        proto = onnx.load(str(path), load_external_data=False)
+        props = {p.key: p.value for p in proto.metadata_props}
+        if "bdbnet" not in props:
+            raise ValueError(f"{path}: no bdbnet metadata")
+        return json.loads(props["bdbnet"])
+    files = {EXTRA_FILE: ""}
+    torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+    if not files[EXTRA_FILE]:
+        raise ValueError(f"{path}: no bdbnet metadata")
+    return json.loads(files[EXTRA_FILE])

@@ -1,0 +1,310 @@
+"""Features of arbitrary images with a trained BDB model (``bdbnet.FeatureExtractor``).
+
+The extractor applies the checkpoint's own test preprocessing (input size, normalisation,
+padding for the retrieval recipe) -- the same transform ``bdbnet evaluate`` uses -- so features
+from a demo, a tracker or an index always agree with the evaluated numbers.
+
+Every input is turned into an RGB PIL image first and then goes through that one transform, so
+the same picture given as a file, a PIL image, an ``HxWxC`` uint8 array or a ``CxHxW`` tensor
+gives the same feature:
+
+* ``str`` / ``os.PathLike``: an image file, or a directory (its images, recursively, sorted);
+* ``PIL.Image.Image``;
+* ``numpy.ndarray``: ``HxW`` (grey) or ``HxWxC`` (C = 1, 3 or 4); ``NxHxWxC`` is a batch;
+* ``torch.Tensor``: ``CxHxW`` (C = 1 or 3); ``NxCxHxW`` is a batch;
+* a list or tuple of any of these.
+
+Arrays and tensors of dtype uint8 are taken in ``[0, 255]``, floating ones in ``[0, 1]``
+(quantised to 8 bits, as an image file would be). Channels are RGB.
+
+Unreadable files: calling the extractor raises :class:`~bdbnet.data.image_dataset.
+UnreadableImageError` naming the file; :meth:`FeatureExtractor.extract` with
+``skip_unreadable=True`` instead skips them and returns the kept and the skipped paths, so the
+rows of the feature matrix always map exactly onto the returned paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bdbnet.data.image_dataset import UnreadableImageError, read_image
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Extraction",
+    "FeatureExtractor",
+    "ModelIdentity",
+    "file_sha256",
+    "list_images",
+    "to_pil",
+]
+
+#: File suffixes taken as images when a directory is expanded (explicit files are always kept).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def file_sha256(path: str | os.PathLike[str], block: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What makes two feature sets comparable: the same weights (the checkpoint file's SHA-256),
+    the same feature dimension and the same flip averaging. ``checkpoint`` (the file name) and
+    ``preprocess`` are informative only."""
+
+    sha256: str
+    feature_dim: int
+    flip: bool = False
+    checkpoint: str = ""
+    preprocess: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelIdentity:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+    def mismatch(self, other: ModelIdentity) -> str | None:
+        """A sentence saying why features of ``other`` cannot be compared with ours, or None."""
+        if self.feature_dim != other.feature_dim:
+            return f"feature dimension {other.feature_dim} != {self.feature_dim}"
+        if self.sha256 != other.sha256:
+            return (
+                f"different model: checkpoint {other.checkpoint or '?'} "
+                f"(sha256 {other.sha256[:12]}) vs {self.checkpoint or '?'} "
+                f"(sha256 {self.sha256[:12]})"
+            )
+        if self.flip != other.flip:
+            return f"flip averaging {other.flip} != {self.flip}"
+        return None
+
+
+def list_images(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Expand files and directories into a list of image paths.
+
+    Directories contribute their files with an image suffix (:data:`IMAGE_EXTENSIONS`,
+    case-insensitive), recursively and sorted; files named explicitly are kept whatever their
+    suffix (so that an unreadable one is reported rather than ignored). A missing path raises
+    :class:`FileNotFoundError`.
+    """
+    if isinstance(inputs, str | os.PathLike):
+        inputs = [inputs]
+    out: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(
+                str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+            )
+            out.extend(found)
+        elif p.exists():
+            out.append(str(p))
+        else:
+            raise FileNotFoundError(f"no such image or directory: {p}")
+    return out
+
+
+def _array_to_pil(arr: np.ndarray) -> Image.Image:
+    """``HxW`` or ``HxWxC`` uint8 ([0, 255]) or float ([0, 1]) array -> RGB PIL image."""
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind != "f":
+            raise TypeError(f"image arrays must be uint8 or floating, got {arr.dtype}")
+        arr = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(arr), "L").convert("RGB")
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        img = Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.shape[2] == 3 else "RGBA")
+        return img.convert("RGB")
+    raise ValueError(f"an image array must be HxW or HxWxC with C in 1, 3, 4; got {arr.shape}")
+
+
+def to_pil(image: Image.Image | np.ndarray | torch.Tensor) -> Image.Image:
+    """One in-memory image (PIL, ``HxWxC`` array or ``CxHxW`` tensor) as an RGB PIL image."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, torch.Tensor):
+        t = image.detach().cpu()
+        if t.dim() == 2:
+            t = t.unsqueeze(0)
+        if t.dim() != 3 or t.shape[0] not in (1, 3):
+            raise ValueError(f"an image tensor must be CxHxW with C in 1, 3; got {tuple(t.shape)}")
+        if t.dtype != torch.uint8 and not t.is_floating_point():
+            raise TypeError(f"image tensors must be uint8 or floating, got {t.dtype}")
+        return _array_to_pil(t.permute(1, 2, 0).numpy())
+    if isinstance(image, np.ndarray):
+        return _array_to_pil(image)
+    raise TypeError(f"not an image: {type(image).__name__}")
+
+
+def _flatten(images: Any) -> list[str | Image.Image | np.ndarray | torch.Tensor]:
+    """Inputs as a flat list of paths and single in-memory images (batches split)."""
+    if isinstance(images, str | os.PathLike):
+        return list(list_images(images))
+    if isinstance(images, Image.Image):
+        return [images]
+    if isinstance(images, np.ndarray):
+        return list(images) if images.ndim == 4 else [images]
+    if isinstance(images, torch.Tensor):
+        return list(images.unbind(0)) if images.dim() == 4 else [images]
+    if isinstance(images, Sequence):
+        out: list = []
+        for item in images:
+            if isinstance(item, list | tuple):
+                raise TypeError("nested lists of images are not supported")
+            out.extend(_flatten(item))
+        return out
+    raise TypeError(f"cannot extract features of {type(images).__name__}")
+
+
+@dataclass
+class Extraction:
+    """Features and what they are of: row ``i`` of ``features`` belongs to ``paths[i]``
+    (in-memory inputs are named ``<input N>`` by their position); ``skipped`` lists the files
+    that could not be read, with the reason."""
+
+    features: torch.Tensor
+    paths: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+class FeatureExtractor:
+    """Callable feature extractor for a trained BDB checkpoint.
+
+    Args:
+        checkpoint: One of our checkpoints (``last.pt``) or an official BDB ``*.pth.tar``.
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ...
+        batch_size: Images per forward pass.
+        flip: Average each feature with that of the mirrored image.
+        amp: ``"none"``, ``"bf16"`` or ``"fp16"`` (GPU only) autocast. On CPUs without native
+            bf16 (no AVX512-BF16/AMX) bf16 is *slower* than fp32; see benchmarks/results.md.
+        progress: Show a progress bar over batches.
+
+    Example:
+        >>> extract = FeatureExtractor("run/last.pt", device="cpu")  # doctest: +SKIP
+        >>> feats = extract(["a.jpg", "b.jpg"])                       # (2, 1536)
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike[str],
+        device: str | torch.device = "auto",
+        batch_size: int = 32,
+        flip: bool = False,
+        amp: str = "none",
+        progress: bool = False,
+    ) -> None:
+        from bdbnet.data.recipes import build_test_transform, preprocessing_info
+        from bdbnet.engine.checkpoint import load_trained_model
+        from bdbnet.engine.runtime import resolve_device
+
+        if batch_size < 1:
+            raise ValueError("batch_size must be positive")
+        self.checkpoint = Path(checkpoint)
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.model, self.config = load_trained_model(self.checkpoint, self.device)
+        self.transform = build_test_transform(self.config.data)
+        self.preprocess = preprocessing_info(self.config.data)
+        self.batch_size = batch_size
+        self.flip = flip
+        self.amp = amp
+        self.progress = progress
+        self.identity = ModelIdentity(
+            sha256=file_sha256(self.checkpoint),
+            feature_dim=int(self.model.feature_dim),
+            flip=flip,
+            checkpoint=self.checkpoint.name,
+            preprocess=self.preprocess,
+        )
+
+    @property
+    def feature_dim(self) -> int:
+        return self.identity.feature_dim
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the network input."""
+        h, w = self.preprocess["resize"]
+        return int(h), int(w)
+
+    def preprocess_image(self, image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The normalised ``CxHxW`` network input for one in-memory image."""
+        return self.transform(to_pil(image))
+
+    def __call__(self, images: Any) -> torch.Tensor:
+        """``(N, D)`` float32 features (on the CPU) of ``images``, in order.
+
+        Raises :class:`UnreadableImageError` naming the first file that cannot be read.
+        """
+        return self.extract(images, skip_unreadable=False).features
+
+    def extract(self, images: Any, skip_unreadable: bool = True) -> Extraction:
+        """Features plus the paths they belong to; unreadable files are skipped (with a
+        :class:`UserWarning` each) when ``skip_unreadable``, otherwise they raise."""
+        items = _flatten(images)
+        feats: list[torch.Tensor] = []
+        paths: list[str] = []
+        skipped: list[tuple[str, str]] = []
+        for batch, names, bad in self._batches(items, skip_unreadable):
+            skipped += bad
+            if batch:
+                feats.append(self._embed(torch.stack(batch)))
+                paths += names
+        features = torch.cat(feats) if feats else torch.empty(0, self.feature_dim)
+        return Extraction(features, paths, skipped)
+
+    def _batches(
+        self, items: list, skip_unreadable: bool
+    ) -> Iterator[tuple[list[torch.Tensor], list[str], list[tuple[str, str]]]]:
+        from tqdm.auto import tqdm
+
+        starts = range(0, len(items), self.batch_size)
+        for start in tqdm(starts, desc="extract", unit="batch", disable=not self.progress):
+            batch, names, bad = [], [], []
+            for offset, item in enumerate(items[start : start + self.batch_size]):
+                if isinstance(item, str | os.PathLike):
+                    try:
+                        img = read_image(str(item))
+                    except UnreadableImageError as err:
+                        if not skip_unreadable:
+                            raise
+                        warnings.warn(f"skipping unreadable image {item}", stacklevel=4)
+                        bad.append((str(item), str(err.__cause__ or err)))
+                        continue
+                    names.append(str(item))
+                else:
+                    img = to_pil(item)
+                    names.append(f"<input {start + offset}>")
+                batch.append(self.transform(img))
+            yield batch, names, bad
+
+    def _embed(self, images: torch.Tensor) -> torch.Tensor:
+        from bdbnet.engine.features import embed_batch
+
+        images = images.to(self.device, non_blocking=True)
+        return embed_batch(self.model, images, self.flip, self.amp).cpu()
+
+    def __repr__(self) -> str:
+        return (
+            f"FeatureExtractor({str(self.checkpoint)!r}, device={str(self.device)!r}, "
+            f"dim={self.feature_dim}, input={self.input_size}, flip={self.flip}, amp={self.amp!r})"
+        )
