@@ -80,7 +80,7 @@ def write_tiny_checkpoint(path, seed: int = 0, calibrate: bool = True):
     from bdbnet.engine.builders import model_kwargs
     from bdbnet.engine.checkpoint import FORMAT, VERSION, atomic_save
 
-    cfg = tiny_config()
+    cfg = tiny_config("model.backbone=resnet50")  # the paper's network, not the demo's ResNet-18
     kwargs = model_kwargs(cfg)
     model = calibrated_bdbnet(4, seed, calibrate, **kwargs)
     state = {
