@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="synthesize data, train BDB, evaluate, plot (CPU, minutes)")
     p.add_argument("--output", default="demo_output", help="folder for data, run and pictures")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (preset: 6)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (preset: 5)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument(
         "--ablation",
