@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -25,34 +24,17 @@ from pathlib import Path
 
 import numpy as np
 import PIL
+from _common import RESULTS, cpu_model, load_average, write_section
 
 from bdbnet.data.synthetic import _Renderer, generate_synthetic_reid, sample_identities
 
 SECTION = "## Synthetic data generation"
-RESULTS = Path(__file__).resolve().parent / "results.md"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def load_average() -> str:
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def cpu_seconds() -> float:
@@ -89,16 +71,6 @@ def bench_render(n: int, repeats: int) -> dict:
         per_cpu.append(n / max(cpu_seconds() - c, 1e-9))
     return {"images": n, "best": max(rates), "median": statistics.median(rates),
             "per_cpu": max(per_cpu)}
-
-
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace our section of results.md (or append it), keeping every other section."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else (
-        old.rstrip("\n") + "\n\n" + text
-    )
-    path.write_text(new.rstrip("\n") + "\n")
 
 
 def report(row: tuple[str, dict]) -> None:
@@ -153,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = "\n".join(lines)
     if not args.no_write:
-        write_section(text)
+        write_section(text, SECTION)
         print(f"wrote the '{SECTION[3:]}' section of {RESULTS}")
     return 0
 

@@ -441,7 +441,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--flip", action="store_true", help="average with mirrored images")
-    p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"])
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bdbnet.data.datasets.base import IMAGE_EXTENSIONS
 from bdbnet.data.image_dataset import UnreadableImageError, read_image
 
 __all__ = [
@@ -49,8 +50,6 @@ __all__ = [
     "to_pil",
 ]
 
-#: File suffixes taken as images when a directory is expanded (explicit files are always kept).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
 def file_sha256(path: str | os.PathLike[str], block: int = 1 << 20) -> str:
@@ -195,8 +194,9 @@ class FeatureExtractor:
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ...
         batch_size: Images per forward pass.
         flip: Average each feature with that of the mirrored image.
-        amp: ``"none"``, ``"bf16"`` or ``"fp16"`` (GPU only) autocast. On CPUs without native
-            bf16 (no AVX512-BF16/AMX) bf16 is *slower* than fp32; see benchmarks/results.md.
+        amp: ``"none"``, ``"bf16"`` or ``"fp16"`` (GPU only) autocast, or ``"auto"``: bf16 only
+            where the hardware computes it natively. On CPUs without native bf16 (no
+            AVX512-BF16/AMX) bf16 is *slower* than fp32; see benchmarks/results.md.
         progress: Show a progress bar over batches.
 
     Example:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bdbnet.data.records import DatasetSplits, ImageRecord, SplitStats, relabel
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
 class DatasetLayoutError(FileNotFoundError):
