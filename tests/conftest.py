@@ -17,32 +17,32 @@ def tiny_synthetic(tmp_path_factory):
     return root
 
 
+# The demo recipe shrunk for unit tests: 32x16 inputs, P x K = 4 x 2, deterministic.
+TINY_OVERRIDES = (
+    "data.height=32",
+    "data.width=16",
+    "data.cutout_size=8",
+    "data.num_identities=4",
+    "data.num_instances=2",
+    "data.test_batch_size=16",
+    "train.amp=none",
+    "train.channels_last=false",
+    "train.deterministic=true",
+    "train.tensorboard=false",
+    "train.progress=false",
+    "train.device=cpu",
+    "train.eval_every=0",
+    "train.log_every=1",
+    "optim.epochs=2",
+    "optim.warmup_epochs=0",
+    "optim.warmup_step=1",
+    "optim.milestones=[1]",
+)
+
+
 def tiny_config(*overrides: str) -> Config:
-    """The demo recipe shrunk for unit tests: 32x16 inputs, P x K = 4 x 2, deterministic."""
-    return load_config(
-        "synthetic-demo",
-        overrides=[
-            "data.height=32",
-            "data.width=16",
-            "data.cutout_size=8",
-            "data.num_identities=4",
-            "data.num_instances=2",
-            "data.test_batch_size=16",
-            "train.amp=none",
-            "train.channels_last=false",
-            "train.deterministic=true",
-            "train.tensorboard=false",
-            "train.progress=false",
-            "train.device=cpu",
-            "train.eval_every=0",
-            "train.log_every=1",
-            "optim.epochs=2",
-            "optim.warmup_epochs=0",
-            "optim.warmup_step=1",
-            "optim.milestones=[1]",
-            *overrides,
-        ],
-    )
+    """The demo recipe shrunk for unit tests (:data:`TINY_OVERRIDES`), then ``overrides``."""
+    return load_config("synthetic-demo", overrides=[*TINY_OVERRIDES, *overrides])
 
 
 def calibrated_bdbnet(num_classes: int = 4, seed: int = 0, calibrate: bool = True, **model_kwargs):

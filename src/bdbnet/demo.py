@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -65,16 +67,20 @@ class DemoResult:
     output: Path
 
 
-def prepare_data(output: Path, train_ids: int, test_ids: int, seed: int) -> DatasetSplits:
-    """Generate the synthetic dataset under ``output/data`` unless an identical one is there."""
+def prepare_data(output: Path, **params: Any) -> DatasetSplits:
+    """Generate the synthetic dataset under ``output/data`` unless an identical one is there.
+
+    ``params`` go to :func:`~bdbnet.data.synthetic.generate_synthetic_reid` (``train_ids``,
+    ``test_ids``, ``seed``, ...) and are compared with the ones recorded in the dataset's
+    ``synthetic_meta.json``.
+    """
     root = output / "data" / "synthetic"
     meta = root / "synthetic_meta.json"
-    wanted = {"train_ids": train_ids, "test_ids": test_ids, "seed": seed}
     found = json.loads(meta.read_text()) if meta.is_file() else {}
-    params = found.get("params", {})
+    recorded = found.get("params", {})
     stale = found.get("version") != SYNTHETIC_VERSION or not found.get("complete", False)
-    if stale or any(params.get(k) != v for k, v in wanted.items()):
-        generate_synthetic_reid(root, overwrite=True, progress=True, **wanted)
+    if stale or any(recorded.get(k) != v for k, v in params.items()):
+        generate_synthetic_reid(root, overwrite=True, progress=True, **params)
     return build_dataset("synthetic", root)
 
 
@@ -108,12 +114,18 @@ def run_demo(
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
+    data: dict[str, Any] | None = None,
+    overrides: Sequence[str] = (),
 ) -> DemoResult:
-    """Synthesize, train, evaluate; print the table; write plots. Returns the numbers."""
+    """Synthesize, train, evaluate; print the table; write plots. Returns the numbers.
+
+    ``data`` replaces the synthetic dataset's parameters (:data:`DEMO_DATA`) and ``overrides``
+    (``section.key=value``) adjust the demo preset, e.g. to make a smaller or a longer demo.
+    """
     start = time.perf_counter()
     output = Path(output)
-    splits = prepare_data(output, **DEMO_DATA)
-    cfg = demo_config(epochs, device, seed, [f"train.progress={str(progress).lower()}"])
+    splits = prepare_data(output, **(DEMO_DATA if data is None else data))
+    cfg = demo_config(epochs, device, seed, [f"train.progress={str(progress).lower()}", *overrides])
     trainer = Trainer(cfg, splits, output / "run")
     print(
         f"Training BDB on the synthetic dataset ({len(splits.train)} images, "
@@ -165,10 +177,15 @@ def run_ablation(
     epochs: int | None = None,
     device: str = "auto",
     progress: bool = True,
+    data: dict[str, Any] | None = None,
+    overrides: Sequence[str] = (),
 ) -> dict[str, dict[str, list[float]]]:
-    """Train each variant with each seed on the same synthetic data; report mean and spread."""
+    """Train each variant with each seed on the same synthetic data; report mean and spread.
+
+    ``data`` and ``overrides`` as in :func:`run_demo`.
+    """
     output = Path(output)
-    splits = prepare_data(output, **DEMO_DATA)
+    splits = prepare_data(output, **(DEMO_DATA if data is None else data))
     results: dict[str, dict[str, list[float]]] = {}
     for name in variants:
         for seed in seeds:
@@ -176,7 +193,12 @@ def run_ablation(
                 epochs,
                 device,
                 seed,
-                VARIANTS[name] + [f"train.progress={str(progress).lower()}", "train.eval_every=0"],
+                [
+                    *VARIANTS[name],
+                    f"train.progress={str(progress).lower()}",
+                    "train.eval_every=0",
+                    *overrides,
+                ],
             )
             run_dir = output / f"{_slug(name)}-seed{seed}"
             report = Trainer(cfg, splits, run_dir).fit().evaluations[-1]
