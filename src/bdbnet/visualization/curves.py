@@ -54,12 +54,7 @@ def plot_training_curve(
             ax_acc.axhline(100 * baseline[key], ls="--", lw=0.8, color=colour)
     ax_acc.set(xlabel="epoch (0 = untrained)", ylabel="%", title="Evaluation", ylim=(0, 100))
     ax_acc.legend(fontsize=7)
-    fig.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=110)
-    plt.close(fig)
-    return output
+    return _save(plt, fig, output)
 
 
 def plot_cmc(
@@ -88,6 +83,11 @@ def plot_cmc(
     ax.grid(alpha=0.3)
     if any(curves):
         ax.legend(fontsize=8, loc="lower right")
+    return _save(plt, fig, output)
+
+
+def _save(plt, fig, output: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as a PNG (creating the folder) and free it."""
     fig.tight_layout()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
