@@ -26,7 +26,7 @@ _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 AMP_CHOICES = ("none", "bf16", "fp16", "auto")
 
 # CPU flags of the instructions that make bf16 matrix work fast; without them oneDNN emulates
-# bf16 and autocast is several times *slower* than fp32 (measured 6.7x on an AVX2-only Xeon).
+# bf16 and autocast is several times *slower* than fp32 (measured 6.7x on an AVX2-only AMD EPYC).
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
