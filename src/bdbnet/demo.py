@@ -163,9 +163,13 @@ def run_demo(
     (output / "results.json").write_text(json.dumps(results, indent=2))
     print("\n" + table)
     print(f"\nwall time {seconds:.0f} s on {trainer.device} ({torch.get_num_threads()} threads)")
+    logs = (
+        "metrics.jsonl, TensorBoard"
+        if (output / "run" / "tensorboard").is_dir()
+        else "metrics.jsonl"
+    )
     print(
-        f"wrote {output / 'run'} (checkpoint, metrics.jsonl, TensorBoard), {ranked}"
-        + (f", {curve}" if curve else "")
+        f"wrote {output / 'run'} (checkpoint, {logs}), {ranked}" + (f", {curve}" if curve else "")
     )
     return DemoResult(untrained.metrics, trained.metrics, seconds, output)
 
