@@ -33,7 +33,6 @@ class Cars196(ReIDDataset):
         "  (<root> may also be the parent of a folder named cars196)"
     )
     num_train_classes = 98
-    preset = "cars196"
     expected_stats: ClassVar[dict[str, SplitStats] | None] = {
         "train": SplitStats(8054, 98, 1),
         "query": SplitStats(8131, 98, 1),

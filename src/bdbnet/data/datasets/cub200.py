@@ -35,7 +35,6 @@ class CUB200(ReIDDataset):
         "  (<root> is CUB_200_2011/ or its parent)"
     )
     num_train_classes = 100
-    preset = "cub200"
     expected_stats: ClassVar[dict[str, SplitStats] | None] = {
         "train": SplitStats(5864, 100, 1),
         "query": SplitStats(5924, 100, 1),

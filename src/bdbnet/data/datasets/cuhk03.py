@@ -23,7 +23,6 @@ class _CUHK03NP(MarketStyleDataset):
     name_pattern = re.compile(r"^(\d+)_c(\d+)_\d+")
     name_example = "0001_c1_1.png"
     num_cameras = 2
-    preset = "cuhk03-np-labeled"
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -54,7 +53,6 @@ class CUHK03NPDetected(_CUHK03NP):
     """CUHK03-NP, detected boxes: 767 train / 700 test identities from 2 cameras."""
 
     variant = "detected"
-    preset = "cuhk03-np-detected"
     expected_stats: ClassVar[dict[str, SplitStats] | None] = {
         "train": SplitStats(7365, 767, 2),
         "query": SplitStats(1400, 700, 2),

@@ -29,7 +29,6 @@ class DukeMTMCReID(MarketStyleDataset):
     name_pattern = re.compile(r"^(\d+)_c(\d+)_f\d+")
     name_example = "0001_c2_f0046182.jpg"
     num_cameras = 8
-    preset = "dukemtmcreid"
     expected_stats: ClassVar[dict[str, SplitStats] | None] = {
         "train": SplitStats(16522, 702, 8),
         "query": SplitStats(2228, 702, 8),

@@ -61,7 +61,6 @@ class ImageFolderReID(ReIDDataset):
         "  camera from 'c<N>' in the file name (0001_c2_0001.jpg -> camera 2); without it every\n"
         "  image is its own camera, so the same-camera filter never hides a true match"
     )
-    preset = "folder"
 
     def load(self) -> DatasetSplits:
         raw = {split: self.scan(self.root / split) for split in ("train", "query", "gallery")}

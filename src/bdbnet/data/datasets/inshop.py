@@ -43,7 +43,6 @@ class InShop(ReIDDataset):
         f"      '{_ROW_EXAMPLE}'\n"
         "  (<root> may also be the parent of 'In-shop Clothes Retrieval Benchmark/' or inshop/)"
     )
-    preset = "inshop"
     expected_stats: ClassVar[dict[str, SplitStats] | None] = {
         "train": SplitStats(25882, 3997, 1),
         "query": SplitStats(14218, 3985, 1),

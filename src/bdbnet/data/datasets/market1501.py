@@ -35,7 +35,6 @@ class MarketStyleDataset(ReIDDataset):
         "query": "query",
         "gallery": "bounding_box_test",
     }
-    preset = "market1501"
 
     def load(self) -> DatasetSplits:
         folders = self.split_folders

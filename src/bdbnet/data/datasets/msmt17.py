@@ -47,7 +47,6 @@ class MSMT17(ReIDDataset):
         "  (<root> may also be the parent of MSMT17_V1/ or MSMT17_V2/)"
     )
     num_cameras = 15
-    preset = "msmt17"
     expected_stats: ClassVar[dict[str, SplitStats] | None] = {
         "train": SplitStats(32621, 1041, 15),
         "query": SplitStats(11659, 3060, 15),

@@ -35,7 +35,6 @@ class StanfordOnlineProducts(ReIDDataset):
         "  <root>/bicycle_final/..., cabinet_final/..., ...   (the 12 image folders)\n"
         "  (<root> is Stanford_Online_Products/ or its parent)"
     )
-    preset = "sop"
     expected_stats: ClassVar[dict[str, SplitStats] | None] = {
         "train": SplitStats(59551, 11318, 1),
         "query": SplitStats(60502, 11316, 1),
