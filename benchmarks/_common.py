@@ -64,6 +64,7 @@ def write_section(text: str, section: str, path: Path = RESULTS) -> None:
         else (old.rstrip("\n") + "\n\n" + block)
     )
     path.write_text(new.rstrip("\n") + "\n")
+    print(f"wrote the '{section[3:]}' section of {path}")
 
 
 def fmt_s(x: float) -> str:

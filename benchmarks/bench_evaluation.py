@@ -63,7 +63,6 @@ from bdbnet.evaluation import (
 )
 
 SECTION = "## Evaluation"
-RESULTS = Path(__file__).resolve().parent / "results.md"
 DIM = 256
 
 # name: (ids, queries, gallery, cameras, distractors, junk)
@@ -557,8 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if not args.no_write:
-        write_section(text, SECTION, RESULTS)
-        print(f"wrote the '{SECTION[3:]}' section of {RESULTS}")
+        write_section(text, SECTION)
     return 0
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import RESULTS, cpu_model, fmt_s, load_average, ram_gib, timed, write_section
+from _common import cpu_model, fmt_s, load_average, ram_gib, timed, write_section
 
 from bdbnet.engine.features import embed_batch
 from bdbnet.inference.search import topk_search
@@ -203,8 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if not args.no_write:
-        write_section(text, SECTION, RESULTS)
-        print(f"wrote the '{SECTION[3:]}' section of {RESULTS}")
+        write_section(text, SECTION)
     return 0
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import PIL
-from _common import RESULTS, cpu_model, load_average, write_section
+from _common import cpu_model, load_average, write_section
 
 from bdbnet.data.synthetic import _Renderer, generate_synthetic_reid, sample_identities
 
@@ -126,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     if not args.no_write:
         write_section(text, SECTION)
-        print(f"wrote the '{SECTION[3:]}' section of {RESULTS}")
     return 0
 
 
