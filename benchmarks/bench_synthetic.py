@@ -49,13 +49,18 @@ def bench_generate(train_ids: int, test_ids: int, workers: int, repeats: int) ->
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
             c, t = cpu_seconds(), time.perf_counter()
-            s = generate_synthetic_reid(Path(tmp) / "synth", train_ids=train_ids,
-                                        test_ids=test_ids, workers=workers)
+            s = generate_synthetic_reid(
+                Path(tmp) / "synth", train_ids=train_ids, test_ids=test_ids, workers=workers
+            )
             rates.append(s.total_images / (time.perf_counter() - t))
             per_cpu.append(s.total_images / max(cpu_seconds() - c, 1e-9))
             images = s.total_images
-    return {"images": images, "best": max(rates), "median": statistics.median(rates),
-            "per_cpu": max(per_cpu)}
+    return {
+        "images": images,
+        "best": max(rates),
+        "median": statistics.median(rates),
+        "per_cpu": max(per_cpu),
+    }
 
 
 def bench_render(n: int, repeats: int) -> dict:
@@ -69,14 +74,21 @@ def bench_render(n: int, repeats: int) -> dict:
             r.render(people[i % 100], i % 6, np.random.default_rng(i))
         rates.append(n / (time.perf_counter() - t))
         per_cpu.append(n / max(cpu_seconds() - c, 1e-9))
-    return {"images": n, "best": max(rates), "median": statistics.median(rates),
-            "per_cpu": max(per_cpu)}
+    return {
+        "images": n,
+        "best": max(rates),
+        "median": statistics.median(rates),
+        "per_cpu": max(per_cpu),
+    }
 
 
 def report(row: tuple[str, dict]) -> None:
     name, r = row
-    print(f"{name:<28} {r['images']:>6} images  best {r['best']:7.0f} img/s  "
-          f"median {r['median']:7.0f} img/s  {r['per_cpu']:7.0f} img per CPU-second", flush=True)
+    print(
+        f"{name:<28} {r['images']:>6} images  best {r['best']:7.0f} img/s  "
+        f"median {r['median']:7.0f} img/s  {r['per_cpu']:7.0f} img per CPU-second",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| setting | images | best img/s | median img/s | img per CPU-second |",
         "|---|---:|---:|---:|---:|",
-        *(f"| {name} | {r['images']} | {r['best']:.0f} | {r['median']:.0f} | {r['per_cpu']:.0f} |"
-          for name, r in rows),
+        *(
+            f"| {name} | {r['images']} | {r['best']:.0f} | {r['median']:.0f} | {r['per_cpu']:.0f} |"
+            for name, r in rows
+        ),
         "",
     ]
     text = "\n".join(lines)

@@ -46,9 +46,7 @@ def test_demo_prints_the_table_and_writes_results_and_pictures(tmp_path, capsys)
             assert img.width > 200 and img.height > 100
 
 
-def test_prepare_data_reuses_an_identical_dataset_and_regenerates_otherwise(
-    tmp_path, monkeypatch
-):
+def test_prepare_data_reuses_an_identical_dataset_and_regenerates_otherwise(tmp_path, monkeypatch):
     first = prepare_data(tmp_path, **TINY_DATA)
     calls = []
     real = demo.generate_synthetic_reid

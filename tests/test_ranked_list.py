@@ -156,6 +156,7 @@ def test_rank_gallery_never_returns_excluded_items():
 
 # ---------------------------------------------------------------- worst queries
 
+
 def test_worst_queries_order_and_skipped_queries():
     import numpy as np
 

@@ -472,9 +472,7 @@ def _add_inference_parsers(sub) -> None:
         help="exact chunked search in torch (default) or a faiss flat index (bdbnet[faiss])",
     )
     p.add_argument("--save-index", default=None, help="save the gallery index built from images")
-    p.add_argument(
-        "--picture", default="ranked_list.png", help="ranked-list picture ('' for none)"
-    )
+    p.add_argument("--picture", default="ranked_list.png", help="ranked-list picture ('' for none)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("visualize", help="activation maps of both branches (paper's Figure 1)")

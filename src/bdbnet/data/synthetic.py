@@ -97,23 +97,59 @@ RGB = tuple[int, int, int]
 # Palettes
 # ----------------------------------------------------------------------------------------------
 _CLOTHING: tuple[RGB, ...] = (
-    (22, 22, 26), (236, 236, 230), (128, 128, 132), (32, 42, 96), (186, 32, 38), (40, 92, 186),
-    (36, 116, 54), (226, 196, 42), (232, 124, 166), (112, 52, 146), (104, 66, 36), (210, 188, 148),
-    (234, 122, 30), (30, 134, 134), (142, 142, 78), (150, 192, 232), (122, 22, 44),
+    (22, 22, 26),
+    (236, 236, 230),
+    (128, 128, 132),
+    (32, 42, 96),
+    (186, 32, 38),
+    (40, 92, 186),
+    (36, 116, 54),
+    (226, 196, 42),
+    (232, 124, 166),
+    (112, 52, 146),
+    (104, 66, 36),
+    (210, 188, 148),
+    (234, 122, 30),
+    (30, 134, 134),
+    (142, 142, 78),
+    (150, 192, 232),
+    (122, 22, 44),
 )
 _SHOES: tuple[RGB, ...] = (
-    (245, 245, 245), (18, 18, 18), (210, 30, 30), (30, 70, 210), (120, 70, 30), (240, 210, 30),
-    (40, 170, 60), (245, 130, 20), (150, 150, 155),
+    (245, 245, 245),
+    (18, 18, 18),
+    (210, 30, 30),
+    (30, 70, 210),
+    (120, 70, 30),
+    (240, 210, 30),
+    (40, 170, 60),
+    (245, 130, 20),
+    (150, 150, 155),
 )
 _LOGO: tuple[RGB, ...] = (
-    (250, 250, 250), (250, 220, 0), (230, 20, 30), (0, 200, 230), (120, 230, 40), (230, 40, 200),
-    (250, 130, 0), (15, 15, 15),
+    (250, 250, 250),
+    (250, 220, 0),
+    (230, 20, 30),
+    (0, 200, 230),
+    (120, 230, 40),
+    (230, 40, 200),
+    (250, 130, 0),
+    (15, 15, 15),
 )
 _HAIR: tuple[RGB, ...] = (
-    (24, 20, 18), (72, 46, 26), (130, 88, 46), (222, 192, 116), (170, 170, 170), (156, 62, 30),
+    (24, 20, 18),
+    (72, 46, 26),
+    (130, 88, 46),
+    (222, 192, 116),
+    (170, 170, 170),
+    (156, 62, 30),
 )
 _SKIN: tuple[RGB, ...] = (
-    (246, 208, 184), (232, 184, 146), (204, 148, 104), (156, 104, 68), (98, 64, 42),
+    (246, 208, 184),
+    (232, 184, 146),
+    (204, 148, 104),
+    (156, 104, 68),
+    (98, 64, 42),
 )
 
 DETAILS: dict[str, tuple[str, ...]] = {
@@ -276,9 +312,7 @@ def _as_rng(seed: int | Sequence[int] | np.random.Generator) -> np.random.Genera
     return np.random.default_rng(list(seed) if isinstance(seed, Sequence) else seed)
 
 
-def _sibling_group(
-    rng: np.random.Generator, size: int, group: int
-) -> list[IdentityAttributes]:
+def _sibling_group(rng: np.random.Generator, size: int, group: int) -> list[IdentityAttributes]:
     """Members sharing every global attribute and differing in the same 1-2 local details."""
     g = _sample_global(rng)
     base = _sample_local(rng, g)
@@ -458,20 +492,30 @@ class _Renderer:
         return None if a >= b or c >= d else (a, b, c, d)
 
     @staticmethod
-    def _blend(img: np.ndarray, box: tuple[int, int, int, int], alpha: np.ndarray,
-               color: np.ndarray) -> None:
+    def _blend(
+        img: np.ndarray, box: tuple[int, int, int, int], alpha: np.ndarray, color: np.ndarray
+    ) -> None:
         x0, x1, y0, y1 = box
         sub = img[:, y0:y1, x0:x1]
         diff = color[:, None, None] - sub
         diff *= alpha
         sub += diff
 
-    def capsule(self, img: np.ndarray, ax: float, ay: float, bx: float, by: float, r: float,
-                color: np.ndarray, opacity: float = 1.0) -> None:
+    def capsule(
+        self,
+        img: np.ndarray,
+        ax: float,
+        ay: float,
+        bx: float,
+        by: float,
+        r: float,
+        color: np.ndarray,
+        opacity: float = 1.0,
+    ) -> None:
         box = self._box(min(ax, bx) - r - 1, max(ax, bx) + r, min(ay, by) - r - 1, max(ay, by) + r)
         if box is None:
             return
-        xs, ys = self.xs[box[0]:box[1]], self.ys[box[2]:box[3], None]
+        xs, ys = self.xs[box[0] : box[1]], self.ys[box[2] : box[3], None]
         # distance to the segment in its own frame: along (s) and across (q) the axis
         ux, uy = bx - ax, by - ay
         length = math.hypot(ux, uy)
@@ -489,13 +533,22 @@ class _Renderer:
         alpha = _clip(np.subtract(r + 0.5, q, out=q), 0.0, opacity)
         self._blend(img, box, alpha, color)
 
-    def ellipse(self, img: np.ndarray, cx: float, cy: float, rx: float, ry: float,
-                color: np.ndarray, ymax: float | None = None, opacity: float = 1.0) -> None:
+    def ellipse(
+        self,
+        img: np.ndarray,
+        cx: float,
+        cy: float,
+        rx: float,
+        ry: float,
+        color: np.ndarray,
+        ymax: float | None = None,
+        opacity: float = 1.0,
+    ) -> None:
         y1 = cy + ry if ymax is None else min(cy + ry, ymax)
         box = self._box(cx - rx - 1, cx + rx, cy - ry - 1, y1)
         if box is None or rx <= 0 or ry <= 0:
             return
-        xs, ys = self.xs[box[0]:box[1]], self.ys[box[2]:box[3], None]
+        xs, ys = self.xs[box[0] : box[1]], self.ys[box[2] : box[3], None]
         nx, ny = (xs - cx) * (1.0 / rx), (ys - cy) * (1.0 / ry)
         d = np.sqrt(nx * nx + ny * ny)  # normalised radius; the edge blurs over ~1 px
         m = min(rx, ry)
@@ -505,13 +558,23 @@ class _Renderer:
             alpha = alpha * _clip(ymax - ys + 0.5, 0.0, 1.0)
         self._blend(img, box, alpha, color)
 
-    def trapezoid(self, img: np.ndarray, yt: float, yb: float, cxt: float, cxb: float,
-                  hwt: float, hwb: float, color: np.ndarray, opacity: float = 1.0) -> None:
+    def trapezoid(
+        self,
+        img: np.ndarray,
+        yt: float,
+        yb: float,
+        cxt: float,
+        cxb: float,
+        hwt: float,
+        hwb: float,
+        color: np.ndarray,
+        opacity: float = 1.0,
+    ) -> None:
         """Vertical trapezoid: rows yt..yb, centre and half width interpolated top to bottom."""
         box = self._box(min(cxt - hwt, cxb - hwb) - 1, max(cxt + hwt, cxb + hwb), yt - 1, yb)
         if box is None or yb <= yt:
             return
-        xs, ys = self.xs[box[0]:box[1]], self.ys[box[2]:box[3], None]
+        xs, ys = self.xs[box[0] : box[1]], self.ys[box[2] : box[3], None]
         f = _clip((ys - yt) * (1.0 / (yb - yt)), 0.0, 1.0)
         cx, hw = cxt + (cxb - cxt) * f, hwt + (hwb - hwt) * f
         ax = xs - cx
@@ -524,19 +587,36 @@ class _Renderer:
         box = self._box(cx - r - 1, cx + r, cy - r - 1, cy + r)
         if box is None:
             return
-        xs, ys = self.xs[box[0]:box[1]], self.ys[box[2]:box[3], None]
+        xs, ys = self.xs[box[0] : box[1]], self.ys[box[2] : box[3], None]
         alpha = _clip((r - np.abs(xs - cx) - np.abs(ys - cy)) * 0.7 + 0.5, 0.0, 1.0)
         self._blend(img, box, alpha, color)
 
     # -- the pedestrian ------------------------------------------------------------------------
-    def person(self, img: np.ndarray, ident: IdentityAttributes, rng: np.random.Generator,
-               cx: float, feet: float, h: float, back: bool) -> None:
+    def person(
+        self,
+        img: np.ndarray,
+        ident: IdentityAttributes,
+        rng: np.random.Generator,
+        cx: float,
+        feet: float,
+        h: float,
+        back: bool,
+    ) -> None:
         """Draw a pedestrian of height ``h`` px, feet at ``feet``, facing +x (front 3/4 view)."""
         g, loc = ident.global_attrs, ident.local_attrs
-        col = {k: np.asarray(v, np.float32) for k, v in (
-            ("up", g.upper_color), ("low", g.lower_color), ("skin", g.skin),
-            ("shoe", loc.shoe_color), ("bag", loc.bag_color), ("logo", loc.logo_color),
-            ("hat", loc.hat_color), ("hair", loc.hair_color))}
+        col = {
+            k: np.asarray(v, np.float32)
+            for k, v in (
+                ("up", g.upper_color),
+                ("low", g.lower_color),
+                ("skin", g.skin),
+                ("shoe", loc.shoe_color),
+                ("bag", loc.bag_color),
+                ("logo", loc.logo_color),
+                ("hat", loc.hat_color),
+                ("hair", loc.hair_color),
+            )
+        }
         up_dark = col["up"] * 0.78
         b = g.build
         stride = float(rng.uniform(0.0, 1.0))
@@ -555,15 +635,25 @@ class _Renderer:
         leg_r, arm_r = 0.04 * b * h, 0.03 * b * h
 
         # shadow on the ground
-        self.ellipse(img, X(0, 1), Y(0.985), 0.16 * h, 0.025 * h, np.zeros(3, np.float32),
-                     opacity=0.35)
+        self.ellipse(
+            img, X(0, 1), Y(0.985), 0.16 * h, 0.025 * h, np.zeros(3, np.float32), opacity=0.35
+        )
         # a backpack seen from the front sticks out behind the shoulders
         if loc.bag == "backpack" and not back:
-            self.trapezoid(img, Y(0.16), Y(0.44), X(-0.03 * facing, 0.16), X(-0.03 * facing, 0.44),
-                           (sh_hw + 0.03) * h, (waist_hw + 0.035) * h, col["bag"])
+            self.trapezoid(
+                img,
+                Y(0.16),
+                Y(0.44),
+                X(-0.03 * facing, 0.16),
+                X(-0.03 * facing, 0.44),
+                (sh_hw + 0.03) * h,
+                (waist_hw + 0.035) * h,
+                col["bag"],
+            )
         if loc.hair_length == "long" and not back:  # hair falling behind the neck
-            self.trapezoid(img, Y(0.06), Y(0.24), X(0, 0.06), X(0, 0.24), 0.055 * h, 0.065 * h,
-                           col["hair"])
+            self.trapezoid(
+                img, Y(0.06), Y(0.24), X(0, 0.06), X(0, 0.24), 0.055 * h, 0.065 * h, col["hair"]
+            )
         # legs: the back one first, then the front one, each with its shoe
         for leg in (-front_leg, front_leg):
             hip_x = leg * 0.045 * b
@@ -578,20 +668,37 @@ class _Renderer:
                 if g.lower_style == "shorts":
                     kx, ky = hx + 0.45 * (ax_ - hx), hy + 0.45 * (ay_ - hy)
                     self.capsule(img, hx, hy, kx, ky, leg_r * 1.08, col["low"] * shade)
-            self.ellipse(img, ax_ + facing * 0.022 * h, ay_ + 0.014 * h, 0.052 * h, 0.026 * h,
-                         col["shoe"] * shade)
+            self.ellipse(
+                img,
+                ax_ + facing * 0.022 * h,
+                ay_ + 0.014 * h,
+                0.052 * h,
+                0.026 * h,
+                col["shoe"] * shade,
+            )
         # hips / skirt
         if g.lower_style == "skirt":
-            self.trapezoid(img, Y(0.47), Y(0.7), X(0, 0.47), X(0, 0.7), waist_hw * h,
-                           0.15 * b * h, col["low"])
+            self.trapezoid(
+                img, Y(0.47), Y(0.7), X(0, 0.47), X(0, 0.7), waist_hw * h, 0.15 * b * h, col["low"]
+            )
         else:
-            self.trapezoid(img, Y(0.47), Y(0.57), X(0, 0.47), X(0, 0.57), waist_hw * h,
-                           hip_hw * h, col["low"])
+            self.trapezoid(
+                img, Y(0.47), Y(0.57), X(0, 0.47), X(0, 0.57), waist_hw * h, hip_hw * h, col["low"]
+            )
         # torso, with a lighter panel on the lit side for some depth
-        self.trapezoid(img, Y(0.14), Y(0.52), X(0, 0.14), X(0, 0.52), sh_hw * h, waist_hw * h,
-                       col["up"])
-        self.trapezoid(img, Y(0.17), Y(0.5), X(0.025, 0.17), X(0.02, 0.5), 0.05 * b * h,
-                       0.04 * b * h, np.minimum(col["up"] * 1.12 + 8, 255))
+        self.trapezoid(
+            img, Y(0.14), Y(0.52), X(0, 0.14), X(0, 0.52), sh_hw * h, waist_hw * h, col["up"]
+        )
+        self.trapezoid(
+            img,
+            Y(0.17),
+            Y(0.5),
+            X(0.025, 0.17),
+            X(0.02, 0.5),
+            0.05 * b * h,
+            0.04 * b * h,
+            np.minimum(col["up"] * 1.12 + 8, 255),
+        )
         if loc.logo != "none" and not back:
             lx, ly, r = X(0.035 * facing, 0.26), Y(0.26), 0.03 * h
             if loc.logo == "square":
@@ -601,13 +708,37 @@ class _Renderer:
             elif loc.logo == "diamond":
                 self.diamond(img, lx, ly, r * 1.35, col["logo"])
             else:  # a chest stripe across the shirt
-                self.trapezoid(img, Y(0.25), Y(0.3), X(0, 0.25), X(0, 0.3), sh_hw * h * 0.97,
-                               sh_hw * h * 0.95, col["logo"])
+                self.trapezoid(
+                    img,
+                    Y(0.25),
+                    Y(0.3),
+                    X(0, 0.25),
+                    X(0, 0.3),
+                    sh_hw * h * 0.97,
+                    sh_hw * h * 0.95,
+                    col["logo"],
+                )
         if loc.bag == "backpack" and back:
-            self.trapezoid(img, Y(0.17), Y(0.45), X(0, 0.17), X(0, 0.45), 0.085 * b * h,
-                           0.09 * b * h, col["bag"])
-            self.trapezoid(img, Y(0.17), Y(0.24), X(0, 0.17), X(0, 0.24), 0.085 * b * h,
-                           0.088 * b * h, col["bag"] * 0.75)
+            self.trapezoid(
+                img,
+                Y(0.17),
+                Y(0.45),
+                X(0, 0.17),
+                X(0, 0.45),
+                0.085 * b * h,
+                0.09 * b * h,
+                col["bag"],
+            )
+            self.trapezoid(
+                img,
+                Y(0.17),
+                Y(0.24),
+                X(0, 0.17),
+                X(0, 0.24),
+                0.085 * b * h,
+                0.088 * b * h,
+                col["bag"] * 0.75,
+            )
         # arms at the sides, swinging against the legs
         swing = stride * 0.05
         for side in (-1, 1):
@@ -623,45 +754,86 @@ class _Renderer:
             self.ellipse(img, hx, hy + 0.012 * h, arm_r * 0.9, arm_r * 1.0, col["skin"])
             if loc.bag == "handbag" and side == loc.bag_side:
                 self.capsule(img, hx, hy, hx, hy + 0.04 * h, 0.006 * h, col["bag"] * 0.7)
-                self.trapezoid(img, hy + 0.035 * h, hy + 0.13 * h, hx, hx, 0.045 * h, 0.05 * h,
-                               col["bag"])
+                self.trapezoid(
+                    img, hy + 0.035 * h, hy + 0.13 * h, hx, hx, 0.045 * h, 0.05 * h, col["bag"]
+                )
         if loc.bag == "shoulder":
             s = loc.bag_side
-            self.capsule(img, X(-s * 0.07 * b, 0.15), Y(0.15), X(s * 0.09 * b, 0.47), Y(0.47),
-                         0.011 * h, col["bag"] * 0.8)
-            self.trapezoid(img, Y(0.43), Y(0.56), X(s * 0.12 * b, 0.43), X(s * 0.12 * b, 0.56),
-                           0.05 * h, 0.055 * h, col["bag"])
+            self.capsule(
+                img,
+                X(-s * 0.07 * b, 0.15),
+                Y(0.15),
+                X(s * 0.09 * b, 0.47),
+                Y(0.47),
+                0.011 * h,
+                col["bag"] * 0.8,
+            )
+            self.trapezoid(
+                img,
+                Y(0.43),
+                Y(0.56),
+                X(s * 0.12 * b, 0.43),
+                X(s * 0.12 * b, 0.56),
+                0.05 * h,
+                0.055 * h,
+                col["bag"],
+            )
         if loc.bag == "backpack" and not back:  # straps over the shoulders
             for side in (-1, 1):
-                self.capsule(img, X(side * 0.065 * b, 0.15), Y(0.15), X(side * 0.07 * b, 0.36),
-                             Y(0.36), 0.012 * h, col["bag"] * 0.85)
+                self.capsule(
+                    img,
+                    X(side * 0.065 * b, 0.15),
+                    Y(0.15),
+                    X(side * 0.07 * b, 0.36),
+                    Y(0.36),
+                    0.012 * h,
+                    col["bag"] * 0.85,
+                )
         # neck, head, hair, hat
         hcx, hcy, hrx, hry = X(0.004 * facing, 0.075), Y(0.075), 0.05 * h, 0.066 * h
-        self.trapezoid(img, Y(0.11), Y(0.155), X(0, 0.11), X(0, 0.155), 0.022 * h, 0.024 * h,
-                       col["skin"] * 0.9)
+        self.trapezoid(
+            img, Y(0.11), Y(0.155), X(0, 0.11), X(0, 0.155), 0.022 * h, 0.024 * h, col["skin"] * 0.9
+        )
         if back:
             self.ellipse(img, hcx, hcy, hrx, hry, col["hair"])
             if loc.hair_length == "long":
                 self.trapezoid(img, hcy, Y(0.25), hcx, X(0, 0.25), hrx, 1.2 * hrx, col["hair"])
         else:
             self.ellipse(img, hcx, hcy - 0.006 * h, hrx * 1.06, hry, col["hair"])
-            self.ellipse(img, hcx + facing * 0.006 * h, hcy + 0.012 * h, hrx * 0.88, hry * 0.8,
-                         col["skin"])
+            self.ellipse(
+                img, hcx + facing * 0.006 * h, hcy + 0.012 * h, hrx * 0.88, hry * 0.8, col["skin"]
+            )
             e, ey_ = max(1, round(0.01 * h)), int(hcy + 0.004 * h)
             for ex_ in (-0.016, 0.02):  # eyes: a darkened pixel block each, no shape needed
                 ex0 = int(hcx + facing * ex_ * h)
                 if 0 <= ey_ < self.h and 0 <= ex0 < self.w:
-                    img[:, ey_:ey_ + e, ex0:ex0 + e] *= 0.4
+                    img[:, ey_ : ey_ + e, ex0 : ex0 + e] *= 0.4
         if loc.hat == "cap":
-            self.ellipse(img, hcx, hcy - 0.01 * h, hrx * 1.1, hry * 0.95, col["hat"],
-                         ymax=hcy - 0.022 * h)
-            self.ellipse(img, hcx + facing * 0.04 * h, hcy - 0.024 * h, 0.045 * h, 0.011 * h,
-                         col["hat"] * 0.8)
+            self.ellipse(
+                img, hcx, hcy - 0.01 * h, hrx * 1.1, hry * 0.95, col["hat"], ymax=hcy - 0.022 * h
+            )
+            self.ellipse(
+                img,
+                hcx + facing * 0.04 * h,
+                hcy - 0.024 * h,
+                0.045 * h,
+                0.011 * h,
+                col["hat"] * 0.8,
+            )
         elif loc.hat == "beanie":
-            self.ellipse(img, hcx, hcy - 0.012 * h, hrx * 1.12, hry * 1.02, col["hat"],
-                         ymax=hcy - 0.005 * h)
-            self.trapezoid(img, hcy - 0.022 * h, hcy - 0.002 * h, hcx, hcx, hrx * 1.12,
-                           hrx * 1.12, col["hat"] * 0.8)
+            self.ellipse(
+                img, hcx, hcy - 0.012 * h, hrx * 1.12, hry * 1.02, col["hat"], ymax=hcy - 0.005 * h
+            )
+            self.trapezoid(
+                img,
+                hcy - 0.022 * h,
+                hcy - 0.002 * h,
+                hcx,
+                hcx,
+                hrx * 1.12,
+                hrx * 1.12,
+                col["hat"] * 0.8,
+            )
 
     # -- scene ---------------------------------------------------------------------------------
     def _occluder(self, img: np.ndarray, rng: np.random.Generator) -> None:
@@ -672,20 +844,41 @@ class _Renderer:
             x, hw = rng.uniform(0.1, 0.9) * w, rng.uniform(0.04, 0.09) * w
             grey = np.full(3, rng.uniform(60, 170), np.float32)
             self.trapezoid(img, -1, h + 1, x, x, hw, hw, grey)
-            self.trapezoid(img, -1, h + 1, x - 0.3 * hw, x - 0.3 * hw, 0.3 * hw, 0.3 * hw,
-                           np.minimum(grey * 1.25, 255))
+            self.trapezoid(
+                img,
+                -1,
+                h + 1,
+                x - 0.3 * hw,
+                x - 0.3 * hw,
+                0.3 * hw,
+                0.3 * hw,
+                np.minimum(grey * 1.25, 255),
+            )
         elif kind == 1:  # a car or a bench in the foreground
             yt = rng.uniform(0.6, 0.8) * h
             x0, x1 = sorted(rng.uniform(-0.3, 1.3, size=2) * w)
             x1 = max(x1, x0 + 0.5 * w)
             cxm, hw = (x0 + x1) / 2, (x1 - x0) / 2
             self.trapezoid(img, yt, h + 1, cxm, cxm, hw * 0.9, hw, color)
-            self.trapezoid(img, yt + 0.02 * h, yt + 0.09 * h, cxm, cxm, hw * 0.75, hw * 0.8,
-                           np.array([160, 190, 210], np.float32))
+            self.trapezoid(
+                img,
+                yt + 0.02 * h,
+                yt + 0.09 * h,
+                cxm,
+                cxm,
+                hw * 0.75,
+                hw * 0.8,
+                np.array([160, 190, 210], np.float32),
+            )
         elif kind == 2:  # a bush
-            self.ellipse(img, rng.uniform(0, 1) * w, h * rng.uniform(0.85, 1.05),
-                         rng.uniform(0.3, 0.6) * w, rng.uniform(0.2, 0.35) * h,
-                         np.array([50, rng.uniform(90, 140), 45], np.float32))
+            self.ellipse(
+                img,
+                rng.uniform(0, 1) * w,
+                h * rng.uniform(0.85, 1.05),
+                rng.uniform(0.3, 0.6) * w,
+                rng.uniform(0.2, 0.35) * h,
+                np.array([50, rng.uniform(90, 140), 45], np.float32),
+            )
         else:  # another pedestrian passing at the box edge
             side = -1 if rng.random() < 0.5 else 1
             x = w / 2 + side * rng.uniform(0.45, 0.65) * w
@@ -694,18 +887,32 @@ class _Renderer:
             skin = np.asarray(_pick(rng, _SKIN, 8), np.float32)
             self.ellipse(img, x, yt - 0.07 * h, 0.55 * hw, 0.08 * h, skin)
 
-    def render(self, ident: IdentityAttributes | None, camera: int, rng: np.random.Generator,
-               junk: bool = False) -> np.ndarray:
+    def render(
+        self,
+        ident: IdentityAttributes | None,
+        camera: int,
+        rng: np.random.Generator,
+        junk: bool = False,
+    ) -> np.ndarray:
         """One image (H, W, 3) uint8 of ``ident`` seen by ``camera``; ``junk`` spoils the box."""
         h, w = self.h, self.w
         cam = self.cams[camera]
         ox = int(rng.integers(0, w))
-        img = self.backgrounds[camera][:, :, ox:ox + w] * np.float32(rng.uniform(0.9, 1.1))
+        img = self.backgrounds[camera][:, :, ox : ox + w] * np.float32(rng.uniform(0.9, 1.1))
         if rng.random() < 0.4:  # background clutter (sign, window, parked bike...)
             c = np.asarray(_pick(rng, _CLOTHING, 30), np.float32)
             x, y = rng.uniform(0, w), rng.uniform(0.05, 0.6) * h
-            self.trapezoid(img, y, y + rng.uniform(0.08, 0.3) * h, x, x, rng.uniform(0.05, 0.2) * w,
-                           rng.uniform(0.05, 0.2) * w, c, opacity=0.7)
+            self.trapezoid(
+                img,
+                y,
+                y + rng.uniform(0.08, 0.3) * h,
+                x,
+                x,
+                rng.uniform(0.05, 0.2) * w,
+                rng.uniform(0.05, 0.2) * w,
+                c,
+                opacity=0.7,
+            )
         # person placement: scale/position jitter, sometimes a badly aligned box
         scale = rng.uniform(0.88, 1.08)
         dx = float(np.clip(rng.normal(0.0, 0.06), -0.18, 0.18)) * w
@@ -741,7 +948,7 @@ class _Renderer:
             img[:, 1:-1] = (img[:, :-2] + img[:, 2:] + 2.0 * img[:, 1:-1]) * 0.25
             img[:, :, 1:-1] = (img[:, :, :-2] + img[:, :, 2:] + 2.0 * img[:, :, 1:-1]) * 0.25
         ny, nx = int(rng.integers(0, h)), int(rng.integers(0, w))
-        img += self.noise[camera][:, ny:ny + h, nx:nx + w]
+        img += self.noise[camera][:, ny : ny + h, nx : nx + w]
         _clip(img, 0.0, 255.0)
         return np.ascontiguousarray(img.astype(np.uint8).transpose(1, 2, 0))
 
@@ -825,25 +1032,32 @@ def _render_jobs(r: _Renderer, root: str, quality: int, seed: int, jobs: Sequenc
     for folder, name, kind, owner, index, cam, ident in jobs:
         rng = np.random.default_rng([seed, _TAG_IMAGE, kind, owner, index])
         arr = r.render(ident, cam, rng, junk=kind == _KIND_JUNK)
-        Image.fromarray(arr, "RGB").save(os.path.join(root, folder, name), "JPEG",
-                                         quality=quality)
+        Image.fromarray(arr, "RGB").save(os.path.join(root, folder, name), "JPEG", quality=quality)
     return len(jobs)
 
 
 def _worker_init(cfg: dict[str, Any]) -> None:
     _WORKER.update(cfg)
-    _WORKER["renderer"] = _Renderer(cfg["seed"], cfg["cameras"], cfg["height"], cfg["width"],
-                                    cfg["occlusion"])
+    _WORKER["renderer"] = _Renderer(
+        cfg["seed"], cfg["cameras"], cfg["height"], cfg["width"], cfg["occlusion"]
+    )
 
 
 def _worker_run(jobs: Sequence[_Job]) -> int:
-    return _render_jobs(_WORKER["renderer"], _WORKER["root"], _WORKER["quality"], _WORKER["seed"],
-                        jobs)
+    return _render_jobs(
+        _WORKER["renderer"], _WORKER["root"], _WORKER["quality"], _WORKER["seed"], jobs
+    )
 
 
-def _plan_identity(seed: int, split_tag: int, index: int, cameras: int,
-                   cameras_per_id: tuple[int, int], images_per_camera: tuple[int, int],
-                   min_per_camera: int) -> list[tuple[int, int, int, int]]:
+def _plan_identity(
+    seed: int,
+    split_tag: int,
+    index: int,
+    cameras: int,
+    cameras_per_id: tuple[int, int],
+    images_per_camera: tuple[int, int],
+    min_per_camera: int,
+) -> list[tuple[int, int, int, int]]:
     """(camera, sequence, frame, bbox) of each image of one identity, cameras sorted."""
     rng = np.random.default_rng([seed, _TAG_LAYOUT, split_tag, index])
     k = int(rng.integers(cameras_per_id[0], cameras_per_id[1] + 1))
@@ -954,8 +1168,7 @@ def generate_synthetic_reid(
     _prepare_root(root_path, overwrite)
     # Mark the folder as ours before the first image: an interrupted run can then be replaced
     # with overwrite=True, and readers see "complete": false (no params) until the end.
-    marker = {"generator": "bdbnet.data.synthetic", "version": GENERATOR_VERSION,
-              "complete": False}
+    marker = {"generator": "bdbnet.data.synthetic", "version": GENERATOR_VERSION, "complete": False}
     (root_path / META_FILE).write_text(json.dumps(marker, indent=2) + "\n")
 
     train_people = sample_identities(train_ids, [seed, _TAG_TRAIN], sibling_fraction)
@@ -969,8 +1182,9 @@ def generate_synthetic_reid(
         for k, (cam, seq, frame, bb) in enumerate(
             _plan_identity(seed, _KIND_TRAIN, i, cameras, cpi, ipc, 1)
         ):
-            jobs.append((SPLIT_DIRS[0], _name(pid, cam, seq, frame, bb), _KIND_TRAIN, i, k, cam,
-                         person))
+            jobs.append(
+                (SPLIT_DIRS[0], _name(pid, cam, seq, frame, bb), _KIND_TRAIN, i, k, cam, person)
+            )
     for i, person in enumerate(test_people):
         pid = train_ids + i + 1
         shots = _plan_identity(seed, _KIND_TEST, i, cameras, cpi, ipc, 2)
@@ -990,8 +1204,13 @@ def generate_synthetic_reid(
     ):
         for i, person in enumerate(people):
             cam = int(frng.integers(cameras))
-            name = _name(pid, cam, int(frng.integers(1, 7)), int(frames[offset + i]),
-                         int(frng.integers(1, 9)))
+            name = _name(
+                pid,
+                cam,
+                int(frng.integers(1, 7)),
+                int(frames[offset + i]),
+                int(frng.integers(1, 9)),
+            )
             jobs.append((SPLIT_DIRS[2], name, kind, i, 0, cam, person))
 
     for d in SPLIT_DIRS:  # cheap guard: Market-1501 needs unique names per folder
@@ -999,8 +1218,9 @@ def generate_synthetic_reid(
         if len(names) != len(set(names)):  # pragma: no cover - ruled out by construction
             raise RuntimeError(f"duplicate file names in {d}")
 
-    _render_all(jobs, root_path, seed, cameras, height, width, occlusion, jpeg_quality, workers,
-                progress)
+    _render_all(
+        jobs, root_path, seed, cameras, height, width, occlusion, jpeg_quality, workers, progress
+    )
 
     def split(folder: str) -> SplitSummary:
         sel = [j for j in jobs if j[0] == folder]
@@ -1025,19 +1245,35 @@ def generate_synthetic_reid(
         seconds=round(time.perf_counter() - start, 3),
     )
     params = {
-        "train_ids": train_ids, "test_ids": test_ids, "cameras": cameras,
-        "cameras_per_id": list(cpi), "images_per_camera": list(ipc),
-        "distractors": n_distractors, "junk": n_junk, "occlusion": occlusion,
-        "sibling_fraction": sibling_fraction, "height": height, "width": width, "seed": seed,
+        "train_ids": train_ids,
+        "test_ids": test_ids,
+        "cameras": cameras,
+        "cameras_per_id": list(cpi),
+        "images_per_camera": list(ipc),
+        "distractors": n_distractors,
+        "junk": n_junk,
+        "occlusion": occlusion,
+        "sibling_fraction": sibling_fraction,
+        "height": height,
+        "width": width,
+        "seed": seed,
         "jpeg_quality": jpeg_quality,
     }
     counts = summary.to_dict()
     del counts["root"], counts["seconds"]  # keep the meta file itself deterministic
     meta = {
-        "generator": "bdbnet.data.synthetic", "version": GENERATOR_VERSION, "complete": True,
-        "layout": "market1501", "params": params, "counts": counts,
-        "pids": {"train": [1, train_ids], "test": [train_ids + 1, train_ids + test_ids],
-                 "distractor": 0, "junk": -1},
+        "generator": "bdbnet.data.synthetic",
+        "version": GENERATOR_VERSION,
+        "complete": True,
+        "layout": "market1501",
+        "params": params,
+        "counts": counts,
+        "pids": {
+            "train": [1, train_ids],
+            "test": [train_ids + 1, train_ids + test_ids],
+            "distractor": 0,
+            "junk": -1,
+        },
     }
     (root_path / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return summary
@@ -1045,11 +1281,21 @@ def generate_synthetic_reid(
 
 def _chunks(jobs: Sequence[_Job], size: int) -> Iterable[Sequence[_Job]]:
     for i in range(0, len(jobs), size):
-        yield jobs[i:i + size]
+        yield jobs[i : i + size]
 
 
-def _render_all(jobs: list[_Job], root: Path, seed: int, cameras: int, height: int, width: int,
-                occlusion: float, quality: int, workers: int | None, progress: bool) -> None:
+def _render_all(
+    jobs: list[_Job],
+    root: Path,
+    seed: int,
+    cameras: int,
+    height: int,
+    width: int,
+    occlusion: float,
+    quality: int,
+    workers: int | None,
+    progress: bool,
+) -> None:
     if workers is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         workers = min(cores or 1, 8) if len(jobs) >= 1500 else 1
@@ -1057,15 +1303,21 @@ def _render_all(jobs: list[_Job], root: Path, seed: int, cameras: int, height: i
     chunks = list(_chunks(jobs, 64))
     with contextlib.ExitStack() as stack:
         if workers > 1:
-            cfg = {"seed": seed, "cameras": cameras, "height": height, "width": width,
-                   "occlusion": occlusion, "root": str(root), "quality": quality}
+            cfg = {
+                "seed": seed,
+                "cameras": cameras,
+                "height": height,
+                "width": width,
+                "occlusion": occlusion,
+                "root": str(root),
+                "quality": quality,
+            }
             # fork where available: the workers need not re-import the package (or torch).
             # The pool starts before the progress bar, whose monitor thread would make the
             # process multi-threaded at fork time.
             methods = mp.get_all_start_methods()
             ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-            pool = stack.enter_context(ctx.Pool(workers, initializer=_worker_init,
-                                                initargs=(cfg,)))
+            pool = stack.enter_context(ctx.Pool(workers, initializer=_worker_init, initargs=(cfg,)))
             done: Iterable[int] = pool.imap_unordered(_worker_run, chunks)
         else:
             r = _Renderer(seed, cameras, height, width, occlusion)

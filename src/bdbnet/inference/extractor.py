@@ -51,7 +51,6 @@ __all__ = [
 ]
 
 
-
 def file_sha256(path: str | os.PathLike[str], block: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in blocks."""
     digest = hashlib.sha256()
