@@ -25,6 +25,7 @@ import yaml
 
 @dataclass
 class ModelConfig:
+    name: str = "bdb"  # model registry name (bdbnet.models.registry); recorded in checkpoints
     backbone: str = "resnet50"  # the paper; resnet18 / resnet34 for quick CPU experiments
     pretrained: str | None = "imagenet"  # "imagenet", a path, or null
     last_stride: int = 1
@@ -89,6 +90,11 @@ class TrainConfig:
     log_every: int = 10  # iterations between metrics.jsonl lines
     tensorboard: bool = True
     progress: bool = True
+    # Distributed / DataParallel semantics (DESIGN.md "Distributed training"):
+    loss_scope: str = "global"  # global: loss over the whole P x K batch; local: per process
+    sync_bn: bool = False  # BatchNorm statistics over all processes (DDP only)
+    replicas: int = 1  # chunks per process, each with its own BN statistics and drop rectangle
+    keep_best: str = "none"  # none | rank1 | mAP | recall@1: also keep best.pt (test split!)
 
 
 @dataclass
@@ -248,6 +254,8 @@ def validate(cfg: Config) -> None:
         "train.amp": (cfg.train.amp, ("none", "bf16", "fp16", "auto")),
         "eval.metric": (cfg.eval.metric, ("euclidean", "cosine")),
         "optim.optimizer": (cfg.optim.optimizer, ("adam", "adamw", "sgd")),
+        "train.loss_scope": (cfg.train.loss_scope, ("global", "local")),
+        "train.keep_best": (cfg.train.keep_best, ("none", "rank1", "mAP", "recall@1")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

@@ -200,7 +200,7 @@ class FeatureExtractor:
 
     Example:
         >>> extract = FeatureExtractor("run/last.pt", device="cpu")  # doctest: +SKIP
-        >>> feats = extract(["a.jpg", "b.jpg"])                       # (2, 1536)
+        >>> feats = extract(["a.jpg", "b.jpg"])  # (2, 1536)  # doctest: +SKIP
     """
 
     def __init__(
