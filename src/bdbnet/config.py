@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from bdbnet.errors import ConfigError
+
 
 @dataclass
 class ModelConfig:
@@ -120,10 +122,6 @@ class Config:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-
-class ConfigError(ValueError):
-    """A preset, config file or override does not fit the configuration schema."""
 
 
 def list_presets() -> list[str]:

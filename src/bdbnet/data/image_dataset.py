@@ -9,9 +9,10 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from bdbnet.data.records import ImageRecord
+from bdbnet.errors import ImageError
 
 
-class UnreadableImageError(OSError):
+class UnreadableImageError(ImageError):
     """An image file could not be opened or decoded."""
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from bdbnet.errors import DeviceError
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``"auto"`` picks CUDA when available; an explicit ``cuda`` without a GPU is an error."""
@@ -18,7 +20,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+        raise DeviceError(f"device {name!r} requested but CUDA is not available; use --device cpu")
     return device
 
 

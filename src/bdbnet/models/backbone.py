@@ -23,6 +23,8 @@ from torchvision.models import (
 )
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from bdbnet.errors import CheckpointError
+
 # The official code used ``resnet50(pretrained=True)``, i.e. torchvision's V1 weights.
 IMAGENET_WEIGHTS = ResNet50_Weights.IMAGENET1K_V1
 
@@ -34,7 +36,7 @@ ARCHITECTURES = {
 }
 
 
-class PretrainedWeightsError(RuntimeError):
+class PretrainedWeightsError(CheckpointError):
     """ImageNet weights are neither cached nor downloadable."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from bdbnet.errors import CheckpointError
 from bdbnet.models.bdb import BDBNet
 
 # official prefix -> our prefix (longest first so "backbone.4" never matches "backbone.40").
@@ -30,10 +31,6 @@ OFFICIAL_TO_OURS: dict[str, str] = {
     "reduction.": "drop_reduction.",
     "softmax.": "drop_classifier.",
 }
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is unreadable, unsafe, or not what it claims to be."""
 
 
 def safe_torch_load(path: str | os.PathLike[str]) -> Any:

@@ -8,11 +8,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bdbnet.data.records import DatasetSplits, ImageRecord, SplitStats, relabel
+from bdbnet.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
-class DatasetLayoutError(FileNotFoundError):
+class DatasetLayoutError(DataError):
     """The files on disk do not have the layout the loader expects."""
 
 
