@@ -40,6 +40,45 @@ TINY_OVERRIDES = (
 )
 
 
+# Features of one image differ slightly between batch compositions, precisions and CPU kinds
+# (oneDNN picks other fp32 kernels on AVX-512 than on AVX2): measured up to 7e-5 relative per
+# row on the tiny checkpoint. Comparisons are relative to the features' scale, never absolute.
+BATCH_NOISE = 1e-3  # relative L2 difference of one feature row across batch compositions
+
+
+def _native_bf16() -> bool:
+    from bdbnet.engine.runtime import cpu_has_fast_bf16
+
+    return cpu_has_fast_bf16()
+
+
+# Tests of the bf16 path where the CPU computes it natively (AVX512-BF16/AMX, and oneDNN not
+# capped below it); elsewhere bf16 is emulated, many times slower, and not what `auto` picks.
+needs_native_bf16 = pytest.mark.skipif(
+    not _native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16/AMX)"
+)
+
+
+def assert_rows_close(actual, expected, rel: float = BATCH_NOISE) -> None:
+    """Each row of ``actual`` is within ``rel`` (relative L2 distance) of the same row of
+    ``expected``: a tolerance that scales with the features, whatever their norm."""
+    import torch
+
+    actual, expected = torch.as_tensor(actual).float(), torch.as_tensor(expected).float()
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    diff = (actual - expected).norm(dim=-1) / expected.norm(dim=-1).clamp_min(1e-12)
+    assert float(diff.max()) <= rel, f"rows differ by up to {float(diff.max()):.2e} relative"
+
+
+def feature_scale(features) -> float:
+    """The root-mean-square L2 norm of the rows: the natural unit of Euclidean distances
+    between them (an image's own copy lies within a few 1e-4 of it, measured; other images of
+    the tiny checkpoint lie at about 0.6 of it)."""
+    import torch
+
+    return float(torch.as_tensor(features).float().pow(2).sum(-1).mean().sqrt())
+
+
 def tiny_config(*overrides: str) -> Config:
     """The demo recipe shrunk for unit tests (:data:`TINY_OVERRIDES`), then ``overrides``."""
     return load_config("synthetic-demo", overrides=[*TINY_OVERRIDES, *overrides])

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import assert_rows_close
 from torchvision.models.resnet import Bottleneck
 
 from bdbnet.models import BDBNet, BDBTrainOutput
@@ -138,7 +139,7 @@ def test_channels_last_matches_contiguous(model):
             x.contiguous(memory_format=torch.channels_last)
         )
     model.to(memory_format=torch.contiguous_format)
-    torch.testing.assert_close(cl, ref, rtol=1e-4, atol=1e-4)
+    assert_rows_close(cl, ref)  # other kernels: equal up to float noise, relative to scale
 
 
 def test_bf16_autocast_on_cpu(model):

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import feature_scale
 
 from bdbnet.inference import (
     FeatureExtractor,
@@ -86,4 +87,7 @@ def test_extract_then_search_finds_each_image_itself(tiny_checkpoint, person_ima
     res = loaded.search(extract(queries), topk=3, identity=extract.identity)
     assert res.indices[:, 0].tolist() == [5, 2]
     assert [loaded.paths[i] for i in res.indices[:, 0].tolist()] == queries
-    assert res.distances[:, 0].max() < 1e-2 < res.distances[:, 1].min()
+    # An image's own copy is at (nearly) zero distance, relative to the features' scale; any
+    # other image is far: the threshold holds whatever kernels the CPU picks.
+    scale = feature_scale(loaded.features)
+    assert res.distances[:, 0].max() < 5e-3 * scale < 0.1 * scale < res.distances[:, 1].min()

@@ -44,6 +44,32 @@ def test_autocast_choices():
         autocast(cpu, "int8")
 
 
+def fake_cpuinfo(tmp_path, monkeypatch, flags: str) -> None:
+    """Make /proc/cpuinfo report ``flags`` (and forget the cached answer)."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    real_open = open
+    monkeypatch.setattr(
+        "builtins.open",
+        lambda f, *a, **k: real_open(cpuinfo if f == "/proc/cpuinfo" else f, *a, **k),
+    )
+    runtime.cpu_has_fast_bf16.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("cap", "expected"),
+    [("AVX2", "none"), ("avx512_core", "none"), ("AVX512_CORE_BF16", "bf16"), ("ALL", "bf16")],
+)
+def test_auto_amp_honours_the_onednn_isa_cap(tmp_path, monkeypatch, cap, expected):
+    # ONEDNN_MAX_CPU_ISA=AVX2 makes an AVX512-BF16 machine emulate bf16: auto must pick fp32.
+    fake_cpuinfo(tmp_path, monkeypatch, "fpu avx2 avx512f avx512_bf16")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    try:
+        assert resolve_amp("cpu", "auto") == expected
+    finally:
+        runtime.cpu_has_fast_bf16.cache_clear()
+
+
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
@@ -53,14 +79,9 @@ def test_autocast_choices():
     ],
 )
 def test_auto_amp_on_cpu_follows_the_bf16_instructions(tmp_path, monkeypatch, flags, expected):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-    real_open = open
-    monkeypatch.setattr(
-        "builtins.open",
-        lambda f, *a, **k: real_open(cpuinfo if f == "/proc/cpuinfo" else f, *a, **k),
-    )
-    runtime.cpu_has_fast_bf16.cache_clear()
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    fake_cpuinfo(tmp_path, monkeypatch, flags)
     try:
         assert resolve_amp("cpu", "auto") == expected
         # explicit choices are never second-guessed

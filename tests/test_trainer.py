@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import needs_native_bf16, tiny_config
 
 from bdbnet.data import build_dataset
 from bdbnet.data.records import DatasetSplits
@@ -106,3 +106,17 @@ def test_final_evaluation_is_kept_with_its_features(tiny_synthetic, tmp_path):
     # Resuming a finished run trains and evaluates nothing more.
     again = Trainer(tiny_config("optim.epochs=1"), splits, tmp_path, resume=True).fit()
     assert again.last_report is None and again.evaluations == result.evaluations
+
+
+@needs_native_bf16
+def test_bf16_training_steps_run_and_learn(tiny_synthetic, tmp_path):
+    splits = train_only(build_dataset("synthetic", tiny_synthetic))
+    trainer = Trainer(tiny_config("train.amp=bf16", "optim.epochs=1"), splits, tmp_path)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [x["total"] for x in lines if x["kind"] == "train"]
+    assert len(losses) == 2 and all(0 < v < 100 for v in losses)
+    after = trainer.model.state_dict()
+    assert all(v.dtype == before[k].dtype for k, v in after.items())  # weights stay fp32
+    assert any(not torch.equal(before[k], after[k]) for k in before)

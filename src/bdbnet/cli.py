@@ -23,6 +23,7 @@ class CLIError(Exception):
 def cmd_demo(args: argparse.Namespace) -> int:
     from bdbnet.demo import VARIANTS, run_ablation, run_demo
 
+    overrides = [f"train.amp={args.amp}"]
     if args.ablation:
         variants = tuple(VARIANTS) if args.all_variants else tuple(list(VARIANTS)[:2])
         run_ablation(
@@ -32,9 +33,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             args.epochs,
             args.device,
             progress=not args.quiet,
+            overrides=overrides,
         )
     else:
-        run_demo(args.output, args.epochs, args.device, progress=not args.quiet)
+        run_demo(
+            args.output, args.epochs, args.device, progress=not args.quiet, overrides=overrides
+        )
     return 0
 
 
@@ -365,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="demo_output", help="folder for data, run and pictures")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (preset: 5)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument(
+        "--amp",
+        choices=("none", "bf16", "auto"),
+        default="auto",
+        help="precision: none (fp32), bf16 autocast, or auto (default: bf16 only where the "
+        "CPU/GPU computes it natively, so the numbers depend on the machine)",
+    )
     p.add_argument(
         "--ablation",
         action="store_true",

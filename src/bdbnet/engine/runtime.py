@@ -32,9 +32,30 @@ AMP_CHOICES = ("none", "bf16", "fp16", "auto")
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
+# oneDNN's ISA caps (ONEDNN_MAX_CPU_ISA) under which it still uses native bf16 instructions.
+_ONEDNN_BF16_ISAS = (
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX512_CORE_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512",
+    "AVX10_1_512_AMX",
+    "AVX10_1_512_AMX_FP16",
+    "ALL",
+)
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AMX or AVX512-BF16), read from /proc/cpuinfo."""
+    """Whether this CPU computes bf16 natively (AMX or AVX512-BF16), read from /proc/cpuinfo.
+
+    ``ONEDNN_MAX_CPU_ISA`` is honoured: capped below AVX512-BF16 (for example ``AVX2``, which
+    makes an AVX-512 machine compute like an AVX2-only one), oneDNN emulates bf16, so the
+    answer is no.
+    """
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", ""))
+    if cap and cap.strip().upper() not in _ONEDNN_BF16_ISAS:
+        return False
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
