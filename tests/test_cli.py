@@ -42,12 +42,21 @@ def test_train_on_fake_cub_uses_the_retrieval_recipe_and_recall_at_k(tmp_path, c
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out.startswith("preset: cub200\n")
-    metrics = json.loads(out.splitlines()[1])
-    assert list(metrics) == ["epoch", "R@1", "R@2", "R@4", "R@8", "R@16", "R@32"]
-    assert all(0.0 <= metrics[k] <= 1.0 for k in metrics if k != "epoch")
-    assert metrics["R@8"] == 1.0  # 6 test images: every other image is within the 8 nearest
+    header, _, last = out.splitlines()[1:4]
+    assert [c.strip() for c in header.split("|")[2:-1]] == [
+        "R@1",
+        "R@2",
+        "R@4",
+        "R@8",
+        "R@16",
+        "R@32",
+    ]
     (record,) = _eval_records(run)
-    assert "mAP" not in record and record["R@1"] == metrics["R@1"]
+    assert last.startswith("| last (epoch 1, last.pt) |")
+    assert last.split("|")[2].strip() == f"{100 * record['R@1']:.1f}"
+    assert all(0.0 <= record[k] <= 1.0 for k in ("R@1", "R@2", "R@4", "R@8", "R@16", "R@32"))
+    assert record["R@8"] == 1.0  # 6 test images: every other image is within the 8 nearest
+    assert "mAP" not in record
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["data"]["recipe"] == "retrieval"
     assert cfg["data"]["erasing_prob"] == 0.5
@@ -63,12 +72,19 @@ def test_train_on_fake_market_uses_the_reid_recipe_and_cmc_map(tmp_path, capsys)
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out.startswith("preset: market1501\n")
-    metrics = json.loads(out.splitlines()[1])
-    assert list(metrics) == ["epoch", "mAP", "Rank-1", "Rank-5", "Rank-10", "mINP"]
-    # both queries have a gallery match in another camera: Rank-10 over 3 gallery images is 1
-    assert metrics["Rank-10"] == 1.0
+    header, _, last = out.splitlines()[1:4]
+    assert [c.strip() for c in header.split("|")[2:-1]] == [
+        "mAP",
+        "Rank-1",
+        "Rank-5",
+        "Rank-10",
+        "mINP",
+    ]
     (record,) = _eval_records(run)
-    assert "R@1" not in record and record["mAP"] == metrics["mAP"]
+    assert last.split("|")[2].strip() == f"{100 * record['mAP']:.1f}"
+    # both queries have a gallery match in another camera: Rank-10 over 3 gallery images is 1
+    assert record["Rank-10"] == 1.0
+    assert "R@1" not in record
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["data"]["recipe"] == "reid"
     assert (cfg["model"]["drop_height_ratio"], cfg["model"]["drop_width_ratio"]) == (0.3, 1.0)

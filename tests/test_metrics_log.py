@@ -1,5 +1,4 @@
 import json
-import math
 import sys
 import time
 
@@ -7,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bdbnet.engine.metrics_log import MetricsLogger, read_metrics
+from bdbnet.engine.metrics_log import MetricsLogger, read_metrics, truncate_metrics
 
 
 def test_log_writes_one_json_object_per_line(tmp_path):
@@ -59,12 +58,33 @@ def test_context_manager_and_append_on_resume(tmp_path):
     assert [(r["epoch"], r["total"]) for r in records] == [(1, 3.0), (2, 2.0)]
 
 
-def test_non_finite_values_round_trip(tmp_path):
+def test_non_finite_values_are_written_as_strict_json_nulls(tmp_path):
     with MetricsLogger(tmp_path, tensorboard=False) as logger:
-        logger.log("epoch", 1, {"total": float("nan"), "grad": float("inf")})
-    (record,) = read_metrics(tmp_path / "metrics.jsonl")
-    assert math.isnan(record["total"])
-    assert record["grad"] == float("inf")
+        logger.log("epoch", 1, {"total": float("nan"), "grad": float("inf"), "ok": 1.5})
+        logger.log("eval", 1, {"cmc": [1.0, float("-inf")]})
+    text = (tmp_path / "metrics.jsonl").read_text()
+
+    def refuse(token):  # strict parsers know no NaN / Infinity tokens
+        raise ValueError(token)
+
+    records = [json.loads(line, parse_constant=refuse) for line in text.splitlines()]
+    assert (records[0]["total"], records[0]["grad"], records[0]["ok"]) == (None, None, 1.5)
+    assert records[1]["cmc"] == [1.0, None]
+
+
+def test_truncate_drops_the_epochs_after_the_checkpoint_and_a_torn_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(
+        '{"kind": "train", "step": 2, "epoch": 1, "total": 2.5}\n'
+        '{"kind": "epoch", "step": 1, "epoch": 1, "total": 2.5}\n'
+        '{"kind": "train", "step": 4, "epoch": 2, "total": 2.0}\n'
+        '{"kind": "train", "step": 6, "epo'
+    )
+    truncate_metrics(path, 1)
+    assert [(r["kind"], r["step"]) for r in read_metrics(path)] == [("train", 2), ("epoch", 1)]
+    assert path.read_text().endswith("\n")
+    truncate_metrics(tmp_path / "missing.jsonl", 3)  # nothing to do
+    assert not (tmp_path / "missing.jsonl").exists()
 
 
 def test_read_metrics_ignores_truncated_last_line(tmp_path):

@@ -126,34 +126,37 @@ def test_order_does_not_depend_on_global_rng():
     assert batches(sampler, 1) == first
 
 
-def test_replicas_partition_batches_with_whole_identities():
-    full = PKBatchSampler(PIDS, num_identities=2, num_instances=4, seed=9)
-    full_batches = batches(full, 3)  # 5 batches
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_ranks_share_each_global_batch_by_whole_identities(world_size):
+    full = PKBatchSampler(PIDS, num_identities=4, num_instances=4, seed=9)
     ranks = [
-        PKBatchSampler(PIDS, num_identities=2, num_instances=4, seed=9, num_replicas=2, rank=r)
-        for r in range(2)
+        PKBatchSampler(PIDS, 4, 4, seed=9, world_size=world_size, rank=r) for r in range(world_size)
     ]
     per_rank = [batches(s, 3) for s in ranks]
-    # 5 batches -> 4 usable, 2 per rank, interleaved
-    assert [len(b) for b in per_rank] == [2, 2]
-    assert [len(s) for s in ranks] == [2, 2]
-    assert per_rank[0] == [full_batches[0], full_batches[2]]
-    assert per_rank[1] == [full_batches[1], full_batches[3]]
-    idx0 = {i for b in per_rank[0] for i in b}
-    idx1 = {i for b in per_rank[1] for i in b}
-    assert idx0.isdisjoint(idx1)
-    pids0 = {PIDS[i] for i in idx0}
-    pids1 = {PIDS[i] for i in idx1}
-    assert pids0.isdisjoint(pids1)
-    for rank_batches in per_rank:
-        for batch in rank_batches:
-            assert set(Counter(PIDS[i] for i in batch).values()) == {4}
+    assert [len(s) for s in ranks] == [len(full)] * world_size  # same number of steps
+    for step, whole in enumerate(batches(full, 3)):
+        shares = [rank_batches[step] for rank_batches in per_rank]
+        assert [i for share in shares for i in share] == whole  # the union, in order
+        for share in shares:  # P / W whole identities of K images each
+            counts = Counter(PIDS[i] for i in share)
+            assert len(counts) == 4 // world_size and set(counts.values()) == {4}
+        owners = [{PIDS[i] for i in share} for share in shares]
+        assert sum(len(o) for o in owners) == len(set().union(*owners))  # never split
 
 
-def test_three_replicas_each_get_one_batch():
-    out = [batches(PKBatchSampler(PIDS, 3, 2, seed=0, num_replicas=3, rank=r), 0) for r in range(3)]
-    full = batches(PKBatchSampler(PIDS, 3, 2, seed=0), 0)
-    assert [b for rank_batches in out for b in rank_batches] == full  # 3 batches, one per rank
+def test_seeds_depend_on_the_global_position_only():
+    full = batches(PKBatchSampler(PIDS, 4, 2, seed=5, with_seeds=True), 1)
+    halves = [
+        batches(PKBatchSampler(PIDS, 4, 2, 5, world_size=2, rank=r, with_seeds=True), 1)
+        for r in range(2)
+    ]
+    for step, whole in enumerate(full):
+        assert halves[0][step] + halves[1][step] == whole
+    seeds = [seed for batch in full for _, seed in batch]
+    assert len(set(seeds)) == len(seeds)  # every item of the epoch has its own seed
+    assert seeds != [
+        s for b in batches(PKBatchSampler(PIDS, 4, 2, 5, with_seeds=True), 2) for _, s in b
+    ]  # and another one next epoch
 
 
 def test_drop_last_false_keeps_the_partial_batch():
@@ -186,7 +189,9 @@ def test_errors():
     with pytest.raises(ValueError, match="num_instances >= 1"):
         PKBatchSampler(PIDS, num_identities=2, num_instances=0)
     with pytest.raises(ValueError, match=r"rank 2 outside 0\.\.1"):
-        PKBatchSampler(PIDS, num_identities=2, num_replicas=2, rank=2)
+        PKBatchSampler(PIDS, num_identities=2, world_size=2, rank=2)
+    with pytest.raises(ValueError, match="P=3 identities per batch cannot be shared by 2"):
+        PKBatchSampler(PIDS, num_identities=3, world_size=2)
     with pytest.raises(ValueError, match="rank -1"):
         PKBatchSampler(PIDS, num_identities=2, rank=-1)
     with pytest.raises(ValueError, match="only 0 identities"):

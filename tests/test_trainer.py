@@ -9,6 +9,7 @@ from bdbnet.data.records import DatasetSplits
 from bdbnet.engine import trainer as trainer_module
 from bdbnet.engine.checkpoint import load_checkpoint
 from bdbnet.engine.trainer import Trainer, train_step
+from bdbnet.errors import DataError
 from bdbnet.losses import BDBLoss
 from bdbnet.models import BDBNet
 
@@ -32,9 +33,9 @@ def test_train_step_reduces_the_loss_on_a_fixed_batch():
 def test_resume_after_a_kill_gives_identical_weights(tiny_synthetic, tmp_path, monkeypatch):
     splits = train_only(build_dataset("synthetic", tiny_synthetic))
     cfg = tiny_config()
-    straight = Trainer(cfg, splits, tmp_path / "straight")
+    straight = Trainer.from_config(cfg, splits, tmp_path / "straight")
     straight.fit()
-    steps_per_epoch = len(straight.loader)
+    steps_per_epoch = len(straight.batches)
     assert steps_per_epoch == 2  # 8 identities / P=4
 
     # Same run, killed in the middle of epoch 2 ...
@@ -49,12 +50,12 @@ def test_resume_after_a_kill_gives_identical_weights(tiny_synthetic, tmp_path, m
 
     monkeypatch.setattr(trainer_module, "train_step", dying_step)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(tiny_config(), splits, tmp_path / "killed").fit()
+        Trainer.from_config(tiny_config(), splits, tmp_path / "killed").fit()
     monkeypatch.setattr(trainer_module, "train_step", real_step)
     assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 1
 
     # ... and resumed: epoch 2 replays exactly.
-    resumed = Trainer(tiny_config(), splits, tmp_path / "killed", resume=True)
+    resumed = Trainer.from_config(tiny_config(), splits, tmp_path / "killed", resume=True)
     assert resumed.start_epoch == 1
     resumed.fit()
     a, b = straight.model.state_dict(), resumed.model.state_dict()
@@ -68,7 +69,7 @@ def test_resume_after_a_kill_gives_identical_weights(tiny_synthetic, tmp_path, m
 def test_outputs_of_a_run(tiny_synthetic, tmp_path):
     splits = train_only(build_dataset("synthetic", tiny_synthetic))
     cfg = tiny_config("optim.epochs=1", "train.keep_checkpoints=[1]")
-    Trainer(cfg, splits, tmp_path).fit()
+    Trainer.from_config(cfg, splits, tmp_path).fit()
     assert (tmp_path / "config.yaml").read_text() == cfg.to_yaml()
     state = load_checkpoint(tmp_path / "epoch_1.pt")
     assert state["epoch"] == 1 and state["num_classes"] == 8
@@ -84,34 +85,34 @@ def test_outputs_of_a_run(tiny_synthetic, tmp_path):
 
 def test_resume_rejects_a_checkpoint_of_another_dataset(tiny_synthetic, tmp_path):
     splits = train_only(build_dataset("synthetic", tiny_synthetic))
-    Trainer(tiny_config("optim.epochs=1"), splits, tmp_path).fit()
+    Trainer.from_config(tiny_config("optim.epochs=1"), splits, tmp_path).fit()
     fewer = DatasetSplits("x", "", [r for r in splits.train if r.pid < 6], [], [])
-    with pytest.raises(RuntimeError, match="trained with 8 identities"):
-        Trainer(tiny_config(), fewer, tmp_path, resume=True)
+    with pytest.raises(DataError, match="trained with 8 identities"):
+        Trainer.from_config(tiny_config(), fewer, tmp_path, resume=True)
 
 
 def test_resume_without_checkpoint_starts_fresh(tiny_synthetic, tmp_path):
     splits = train_only(build_dataset("synthetic", tiny_synthetic))
-    assert Trainer(tiny_config(), splits, tmp_path, resume=True).start_epoch == 0
+    assert Trainer.from_config(tiny_config(), splits, tmp_path, resume=True).start_epoch == 0
 
 
 def test_final_evaluation_is_kept_with_its_features(tiny_synthetic, tmp_path):
     splits = build_dataset("synthetic", tiny_synthetic)
-    result = Trainer(tiny_config("optim.epochs=1"), splits, tmp_path).fit()
+    result = Trainer.from_config(tiny_config("optim.epochs=1"), splits, tmp_path).fit()
     assert [e["epoch"] for e in result.evaluations] == [1]
     report = result.last_report
     assert report is not None and report.task == "reid"
     assert {"epoch": 1, **report.metrics} == result.evaluations[-1]
     assert report.details["query_features"].shape[0] == len(splits.query)
     # Resuming a finished run trains and evaluates nothing more.
-    again = Trainer(tiny_config("optim.epochs=1"), splits, tmp_path, resume=True).fit()
+    again = Trainer.from_config(tiny_config("optim.epochs=1"), splits, tmp_path, resume=True).fit()
     assert again.last_report is None and again.evaluations == result.evaluations
 
 
 @needs_native_bf16
 def test_bf16_training_steps_run_and_learn(tiny_synthetic, tmp_path):
     splits = train_only(build_dataset("synthetic", tiny_synthetic))
-    trainer = Trainer(tiny_config("train.amp=bf16", "optim.epochs=1"), splits, tmp_path)
+    trainer = Trainer.from_config(tiny_config("train.amp=bf16", "optim.epochs=1"), splits, tmp_path)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]

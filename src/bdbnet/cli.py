@@ -62,28 +62,65 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from bdbnet.config import load_config
     from bdbnet.data import build_dataset
+    from bdbnet.engine.distributed import init_distributed, shutdown, torchrun_restart_count
+    from bdbnet.engine.resume import resume_config
     from bdbnet.engine.trainer import Trainer
 
-    preset = args.preset
-    if preset is None and args.config is None:
-        preset = default_preset(args.dataset)
-        print(f"preset: {preset}")
+    output = Path(args.output or f"runs/{args.dataset}")
     overrides = [f"data.dataset={args.dataset}", f"data.root={args.root}", *args.overrides]
     if args.device:
         overrides.append(f"train.device={args.device}")
-    cfg = load_config(preset, args.config, overrides)
-    splits = build_dataset(cfg.data.dataset, cfg.data.root)
-    output = Path(args.output or f"runs/{args.dataset}")
-    trainer = Trainer(cfg, splits, output, resume=args.resume)
-    if trainer.start_epoch:
-        print(f"resuming {output / 'last.pt'} after epoch {trainer.start_epoch}")
-    elif args.resume:
-        print(f"no checkpoint in {output}: starting from scratch")
-    result = trainer.fit()
-    if result.evaluations:
-        print(json.dumps(result.evaluations[-1]))
-    print(f"checkpoint: {result.checkpoint}")
+    # A group restarted by `torchrun --max-restarts` resumes by itself.
+    resume = args.resume or torchrun_restart_count() > 0
+    cfg = resume_config(output, overrides) if resume else None
+    notes = []
+    if cfg is not None and (args.preset or args.config):
+        notes.append(f"resuming with {output / 'config.yaml'}: --preset/--config not applied")
+    if cfg is None:
+        preset = args.preset
+        if preset is None and args.config is None:
+            preset = default_preset(args.dataset)
+            notes.append(f"preset: {preset}")
+        cfg = load_config(preset, args.config, overrides)
+    ctx = init_distributed(cfg.train.device)
+    say = print if ctx.is_main else _silent
+    try:
+        for note in notes:
+            say(note)
+        splits = build_dataset(cfg.data.dataset, cfg.data.root)
+        trainer = Trainer.from_config(cfg, splits, output, resume=resume, ctx=ctx)
+        if ctx.distributed:
+            say(f"distributed: {ctx.world_size} processes on {ctx.device.type}")
+        if trainer.start_epoch:
+            say(f"resuming {output / 'last.pt'} after epoch {trainer.start_epoch}")
+        elif resume:
+            say(f"no checkpoint in {output}: starting from scratch")
+        result = trainer.fit()
+        if result.evaluations:
+            say(final_report(result))
+        say(f"checkpoint: {result.checkpoint}")
+    finally:
+        shutdown(ctx)
     return 0
+
+
+def _silent(*args: object, **kwargs: object) -> None:
+    """``print`` of the ranks other than 0."""
+
+
+def final_report(result) -> str:
+    """The last evaluation and, with ``train.keep_best``, the best one beside it, called what
+    it is: selected on the test split."""
+    from bdbnet.reporting import format_table
+
+    last = result.evaluations[-1]
+    keys = [k for k in last if k != "epoch"]
+    rows = [[f"last (epoch {last['epoch']}, last.pt)"] + [100 * last[k] for k in keys]]
+    if result.best is not None:
+        best = result.best
+        name = f"best {best['metric']} on the test split (epoch {best['epoch']}, best.pt)"
+        rows.append([name] + [100 * best[k] for k in keys])
+    return format_table(["model (%)", *keys], rows)
 
 
 def default_preset(dataset: str) -> str:

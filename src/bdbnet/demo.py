@@ -126,7 +126,8 @@ def run_demo(
     output = Path(output)
     splits = prepare_data(output, **(DEMO_DATA if data is None else data))
     cfg = demo_config(epochs, device, seed, [f"train.progress={str(progress).lower()}", *overrides])
-    trainer = Trainer(cfg, splits, output / "run")
+    # A demo always starts afresh: an earlier demo run in the same folder is replaced.
+    trainer = Trainer.from_config(cfg, splits, output / "run", overwrite=True)
     print(
         f"Training BDB on the synthetic dataset ({len(splits.train)} images, "
         f"{splits.num_train_pids} identities) on {trainer.device}.\n"
@@ -205,7 +206,8 @@ def run_ablation(
                 ],
             )
             run_dir = output / f"{_slug(name)}-seed{seed}"
-            report = Trainer(cfg, splits, run_dir).fit().evaluations[-1]
+            trainer = Trainer.from_config(cfg, splits, run_dir, overwrite=True)
+            report = trainer.fit().evaluations[-1]
             for key in METRIC_KEYS:
                 results.setdefault(name, {}).setdefault(key, []).append(report[key])
             print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
@@ -27,6 +28,11 @@ def read_image(path: str) -> Image.Image:
 
 class ImageDataset(Dataset):
     """Items are ``(image, pid, camid, index)``.
+
+    ``dataset[i]`` augments with torch's global generator; ``dataset[(i, seed)]`` (what
+    :class:`~bdbnet.data.samplers.PKBatchSampler` yields with ``with_seeds``) augments from a
+    generator seeded by ``seed`` and leaves the global one untouched, so an item's augmentation
+    depends on where it sits in the global batch, not on the process or worker that loads it.
 
     Args:
         records: The split to serve.
@@ -59,9 +65,15 @@ class ImageDataset(Dataset):
             self._cache[index] = read_image(self.records[index].path)
         return self._cache[index]
 
-    def __getitem__(self, index: int) -> tuple[Any, int, int, int]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[Any, int, int, int]:
+        index, seed = item if isinstance(item, tuple) else (item, None)
         record = self.records[index]
         img = self.load(index)
         if self.transform is not None:
-            img = self.transform(img)
+            if seed is None:
+                img = self.transform(img)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.default_generator.manual_seed(seed)
+                    img = self.transform(img)
         return img, record.pid, record.camid, index

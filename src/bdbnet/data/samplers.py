@@ -14,20 +14,37 @@ import torch
 from torch.utils.data import Sampler
 
 
+def sample_seed(seed: int, epoch: int, batch: int, position: int) -> int:
+    """The augmentation seed of the item at ``position`` of global batch ``batch`` of ``epoch``.
+
+    A pure function of where the item sits in the *global* batch, so an image is augmented the
+    same whichever process loads it, in whatever worker, after whatever resume.
+    """
+    mixed = ((seed * 1_000_003 + epoch) * 1_000_033 + batch) * 1_000_037 + position
+    return mixed % (2**63 - 1)
+
+
 class PKBatchSampler(Sampler[list[int]]):
     """Yield batches of ``num_identities * num_instances`` dataset indices.
 
     The order depends only on ``(seed, epoch)`` (call :meth:`set_epoch`, as with
     ``DistributedSampler``), so a resumed run replays the same batches, and no RNG state needs
-    to be saved. With ``num_replicas > 1`` each rank takes every ``num_replicas``-th batch, which
-    keeps all K images of an identity on one rank.
+    to be saved.
+
+    Distributed (``world_size > 1``): the global batch stays P x K, the one the single-process
+    sampler draws, and rank ``r`` takes its ``r``-th share of ``P / world_size`` whole
+    identities (an identity is never split across ranks); the union over ranks is the global
+    batch, and every rank runs the same number of steps.
 
     Args:
         pids: The identity of every dataset item (``dataset[i]`` has identity ``pids[i]``).
-        num_identities: P, identities per batch (official: 32).
+        num_identities: P, identities per (global) batch (official: 32).
         num_instances: K, images per identity (official: 4).
         seed: Base seed of the per-epoch generator.
         drop_last: Drop the final batch when it has fewer than P identities.
+        world_size, rank: Number of processes sharing each batch, and this one's rank.
+        with_seeds: Yield ``(index, augmentation_seed)`` pairs (see :func:`sample_seed`)
+            instead of bare indices, for datasets that augment each item from its own seed.
 
     Example:
         >>> sampler = PKBatchSampler([0, 0, 1, 1, 1, 2], num_identities=2, num_instances=2)
@@ -42,13 +59,19 @@ class PKBatchSampler(Sampler[list[int]]):
         num_instances: int = 4,
         seed: int = 0,
         drop_last: bool = True,
-        num_replicas: int = 1,
+        world_size: int = 1,
         rank: int = 0,
+        with_seeds: bool = False,
     ) -> None:
         if num_identities < 2 or num_instances < 1:
             raise ValueError("need num_identities >= 2 and num_instances >= 1 per batch")
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} outside 0..{num_replicas - 1}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
+        if num_identities % world_size:
+            raise ValueError(
+                f"P={num_identities} identities per batch cannot be shared by {world_size} "
+                "processes: choose data.num_identities divisible by the number of processes"
+            )
         self.index_by_pid: dict[int, list[int]] = defaultdict(list)
         for index, pid in enumerate(pids):
             self.index_by_pid[int(pid)].append(index)
@@ -61,14 +84,16 @@ class PKBatchSampler(Sampler[list[int]]):
         self.num_instances = num_instances
         self.seed = seed
         self.drop_last = drop_last
-        self.num_replicas = num_replicas
+        self.world_size = world_size
         self.rank = rank
+        self.with_seeds = with_seeds
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _all_batches(self) -> list[list[int]]:
+    def global_batches(self) -> list[list[int]]:
+        """Every batch of the current epoch, whole (what a single process trains on)."""
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(len(self.pid_list), generator=gen).tolist()
         flat: list[int] = []
@@ -85,16 +110,23 @@ class PKBatchSampler(Sampler[list[int]]):
             batches.pop()
         return batches
 
-    def __iter__(self) -> Iterator[list[int]]:
-        batches = self._all_batches()
-        usable = len(batches) - len(batches) % self.num_replicas
-        yield from batches[self.rank : usable : self.num_replicas]
+    def __iter__(self) -> Iterator[list]:
+        share = self.num_identities // self.world_size * self.num_instances
+        for number, batch in enumerate(self.global_batches()):
+            # A partial last batch (drop_last=False) is shared the same way; a rank may get
+            # fewer items, never a split identity.
+            start = self.rank * share
+            mine = batch[start : start + share]
+            if self.with_seeds:
+                yield [
+                    (index, sample_seed(self.seed, self.epoch, number, start + offset))
+                    for offset, index in enumerate(mine)
+                ]
+            else:
+                yield mine
 
     def __len__(self) -> int:
         per_batch = self.num_identities
-        n = (
-            len(self.pid_list) // per_batch
-            if self.drop_last
-            else -(-len(self.pid_list) // per_batch)
-        )
-        return n // self.num_replicas
+        if self.drop_last:
+            return len(self.pid_list) // per_batch
+        return -(-len(self.pid_list) // per_batch)

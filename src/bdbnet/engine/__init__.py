@@ -3,7 +3,8 @@
 from bdbnet.engine.checkpoint import atomic_save, load_checkpoint
 from bdbnet.engine.evaluator import EvalReport, evaluate_model
 from bdbnet.engine.features import extract_features
-from bdbnet.engine.trainer import Trainer, TrainResult, train_step
+from bdbnet.engine.step import train_step
+from bdbnet.engine.trainer import Trainer, TrainResult
 
 __all__ = [
     "EvalReport",

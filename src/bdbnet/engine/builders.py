@@ -1,38 +1,40 @@
-"""Build the pieces of a run (model, loss, optimiser, schedule, data loader) from a Config."""
+"""Build the pieces of a run (model, loss, optimiser, schedule, batches, callbacks) from a
+Config: the command line's way of making a :class:`~bdbnet.engine.trainer.Trainer`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
-from torch.utils.data import DataLoader
 
 from bdbnet.config import Config
 from bdbnet.data.image_dataset import ImageDataset
-from bdbnet.data.recipes import build_train_transform
+from bdbnet.data.recipes import build_train_transform, preprocessing_info
 from bdbnet.data.records import DatasetSplits
 from bdbnet.data.samplers import PKBatchSampler
+from bdbnet.engine.batch_source import LoaderBatchSource
+from bdbnet.engine.callbacks import Checkpointing, Evaluation, KeepBest, MetricsLogging
+from bdbnet.engine.checkpoint import FORMAT, VERSION, load_checkpoint
+from bdbnet.engine.distributed import DistContext
+from bdbnet.engine.runtime import resolve_amp, resolve_device, seed_everything
 from bdbnet.engine.schedule import build_scheduler
+from bdbnet.engine.trainer import Trainer
+from bdbnet.errors import ConfigError, DataError, OutputError
 from bdbnet.losses import BDBLoss
-from bdbnet.models import BDBNet
+from bdbnet.models import create_model, model_kwargs_from_config
 
 
-def model_kwargs(cfg: Config) -> dict:
-    """Constructor arguments of :class:`BDBNet` except ``num_classes`` and ``pretrained``;
+def model_kwargs(cfg: Config) -> dict[str, Any]:
+    """Constructor arguments of ``cfg.model.name`` except ``num_classes`` and ``pretrained``;
     stored in checkpoints so a model can be rebuilt without its config file."""
-    m = cfg.model
-    return dict(
-        drop_height_ratio=m.drop_height_ratio,
-        drop_width_ratio=m.drop_width_ratio,
-        drop_mode=m.drop_mode,
-        branches=m.branches,
-        last_stride=m.last_stride,
-        global_dim=m.global_dim,
-        drop_dim=m.drop_dim,
-        backbone=m.backbone,
+    return model_kwargs_from_config(cfg.model)
+
+
+def build_model(cfg: Config, num_classes: int) -> torch.nn.Module:
+    return create_model(
+        cfg.model.name, num_classes, pretrained=cfg.model.pretrained, **model_kwargs(cfg)
     )
-
-
-def build_model(cfg: Config, num_classes: int) -> BDBNet:
-    return BDBNet(num_classes=num_classes, pretrained=cfg.model.pretrained, **model_kwargs(cfg))
 
 
 def build_criterion(cfg: Config) -> BDBLoss:
@@ -59,22 +61,117 @@ def build_lr_scheduler(
     return build_scheduler(optimizer, o.warmup_epochs, o.warmup_step, o.milestones, o.gamma)
 
 
-def build_train_loader(splits: DatasetSplits, cfg: Config) -> DataLoader:
-    """P x K batches of augmented training images.
+def check_layout(cfg: Config, ctx: DistContext) -> None:
+    """The global P x K batch must split into whole identities over W processes x R replicas."""
+    chunks = ctx.world_size * cfg.train.replicas
+    if cfg.data.num_identities % chunks:
+        raise ConfigError(
+            f"data.num_identities={cfg.data.num_identities} cannot be shared by "
+            f"{ctx.world_size} process(es) x train.replicas={cfg.train.replicas}: each of the "
+            f"{chunks} chunks needs whole identities; choose P divisible by {chunks}"
+        )
 
-    The loader has its own generator (reseeded per epoch by the trainer) so worker seeds do not
-    depend on the global RNG, and workers are not persistent, so a resumed epoch sees exactly
-    the augmentation of an uninterrupted one.
-    """
+
+def build_batch_source(splits: DatasetSplits, cfg: Config, ctx: DistContext) -> LoaderBatchSource:
+    """This rank's share of the P x K batches of augmented training images."""
     d = cfg.data
     dataset = ImageDataset(splits.train, build_train_transform(d), cache=d.cache_images)
     sampler = PKBatchSampler(
-        dataset.pids, d.num_identities, d.num_instances, seed=cfg.train.seed, drop_last=True
+        dataset.pids,
+        d.num_identities,
+        d.num_instances,
+        seed=cfg.train.seed,
+        drop_last=True,
+        world_size=ctx.world_size,
+        rank=ctx.rank,
+        with_seeds=True,
     )
-    return DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=d.workers,
-        pin_memory=torch.cuda.is_available(),
-        generator=torch.Generator(),
+    pin = ctx.device.type == "cuda"
+    return LoaderBatchSource(dataset, sampler, d.workers, pin_memory=pin, seed=cfg.train.seed)
+
+
+def checkpoint_metadata(cfg: Config, splits: DatasetSplits, num_classes: int) -> dict[str, Any]:
+    """What makes a checkpoint self-describing, beside the training state."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_name": cfg.model.name,
+        "model_kwargs": model_kwargs(cfg),
+        "num_classes": num_classes,
+        "config": cfg.to_dict(),
+        "preprocess": preprocessing_info(cfg.data),
+        "dataset": splits.name,
+    }
+
+
+def build_trainer(
+    cfg: Config,
+    splits: DatasetSplits,
+    output: str | Path,
+    resume: bool = False,
+    ctx: DistContext | None = None,
+    overwrite: bool = False,
+) -> Trainer:
+    """See :meth:`Trainer.from_config`. A fresh run refuses a folder that already holds one
+    (``last.pt``) unless ``overwrite``: continuing it is ``resume``."""
+    output = Path(output)
+    ctx = ctx or DistContext(device=resolve_device(cfg.train.device))
+    check_layout(cfg, ctx)
+    last = output / "last.pt"
+    if last.is_file() and not resume and not overwrite:
+        raise OutputError(
+            f"{output} already holds a run ({last}): pass --resume to continue it, or choose "
+            "another --output"
+        )
+    if ctx.is_main:
+        output.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    num_classes = splits.num_train_pids
+    model = build_model(cfg, num_classes).to(ctx.device)
+    if cfg.train.sync_bn and ctx.distributed:
+        if ctx.device.type != "cuda":
+            raise ConfigError("train.sync_bn needs GPUs (torch's SyncBatchNorm has no CPU kernel)")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg)
+    amp = resolve_amp(ctx.device, cfg.train.amp)
+    metadata = checkpoint_metadata(cfg, splits, num_classes)
+    evaluation = Evaluation(splits, cfg)
+    callbacks: list = [MetricsLogging(output, cfg.train.tensorboard)] if ctx.is_main else []
+    if cfg.train.keep_best != "none":
+        callbacks.append(KeepBest(output, cfg.train.keep_best, metadata))
+    callbacks += [
+        Checkpointing(output, metadata, cfg.train.checkpoint_every, cfg.train.keep_checkpoints),
+        evaluation,
+    ]
+    trainer = Trainer(
+        model,
+        build_criterion(cfg),
+        optimizer,
+        build_lr_scheduler(optimizer, cfg),
+        build_batch_source(splits, cfg, ctx),
+        epochs=cfg.optim.epochs,
+        ctx=ctx,
+        amp=amp,
+        scaler=torch.amp.GradScaler(ctx.device.type) if amp == "fp16" else None,
+        channels_last=cfg.train.channels_last,
+        replicas=cfg.train.replicas,
+        loss_scope=cfg.train.loss_scope,
+        seed=cfg.train.seed,
+        callbacks=callbacks,
+        log_every=cfg.train.log_every,
+        progress=cfg.train.progress,
     )
+    trainer.evaluator = evaluation
+    if resume and last.is_file():
+        state = load_checkpoint(last)
+        if state["num_classes"] != num_classes:
+            raise DataError(
+                f"{last} was trained with {state['num_classes']} identities, "
+                f"the dataset has {num_classes}: wrong --output or --root?"
+            )
+        trainer.load_state_dict(state)
+    if ctx.is_main:
+        (output / "config.yaml").write_text(cfg.to_yaml())
+    return trainer

@@ -14,27 +14,61 @@ from typing import Any
 
 import torch
 
+from bdbnet.engine.guard import non_finite_tensors
+from bdbnet.errors import TrainingError
 from bdbnet.models.official import CheckpointError, safe_torch_load
 
 FORMAT = "bdbnet-checkpoint"
 VERSION = 1
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that writes of ``path`` killed mid-way left behind."""
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` to ``path`` via a temporary file and ``os.replace``."""
+    """``torch.save`` to ``path`` via a temporary file and ``os.replace``: a reader sees the
+    old file or the new one, never a half-written one. The file gets the usual permissions
+    (0666 less the umask, like the run's other files), and temporaries of earlier writes that
+    were killed are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """:func:`atomic_save` of a training checkpoint, refused if any weight is NaN or infinite
+    (the previous, good checkpoint stays in place)."""
+    bad = non_finite_tensors(state["model"])
+    if bad:
+        raise TrainingError(
+            f"refused to write {path}: {len(bad)} of {len(state['model'])} model tensors are "
+            f"not finite (first: {bad[0]}); the previous checkpoint is kept"
+        )
+    return atomic_save(state, path)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -67,7 +101,7 @@ def load_trained_model(
     checkpoints or an official BDB ``*.pth.tar`` (which gets the Market-1501 preset's test
     preprocessing, 384x128)."""
     from bdbnet.config import Config, apply_dict, load_config
-    from bdbnet.models import BDBNet, load_official_checkpoint
+    from bdbnet.models import create_model, load_official_checkpoint
 
     obj = safe_torch_load(path)
     if is_official_checkpoint(obj):
@@ -76,6 +110,7 @@ def load_trained_model(
     else:
         state = load_checkpoint(path)
         cfg = apply_dict(Config(), state["config"], f"{path} (config)")
-        model = BDBNet(state["num_classes"], pretrained=None, **state["model_kwargs"])
+        name = state.get("model_name", "bdb")  # checkpoints before the registry: BDB
+        model = create_model(name, state["num_classes"], pretrained=None, **state["model_kwargs"])
         model.load_state_dict(state["model"])
     return model.to(device).eval(), cfg

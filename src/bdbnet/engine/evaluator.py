@@ -10,6 +10,7 @@ import torch
 from bdbnet.config import Config
 from bdbnet.data.recipes import build_test_transform
 from bdbnet.data.records import DatasetSplits
+from bdbnet.engine.distributed import DistContext, broadcast_object, gather_shards, shard_range
 from bdbnet.engine.features import extract_features
 
 
@@ -31,10 +32,15 @@ def evaluate_model(
     cfg: Config,
     device: torch.device,
     progress: bool = True,
+    ctx: DistContext | None = None,
 ) -> EvalReport:
-    """Extract features with the test transform and score them with the dataset's protocol."""
-    from bdbnet.evaluation import evaluate_features, recall_at_k
+    """Extract features with the test transform and score them with the dataset's protocol.
 
+    Under DDP (``ctx``) each rank extracts a contiguous shard of every split and the features
+    are gathered in dataset order, so the metrics are those of a single process; rank 0 scores
+    them and every rank gets its metrics (the features and per-query details stay on rank 0).
+    """
+    ctx = ctx or DistContext(device=device)
     transform = build_test_transform(cfg.data)
     common = dict(
         transform=transform,
@@ -44,17 +50,32 @@ def evaluate_model(
         amp=cfg.train.amp,
         workers=cfg.data.workers,
         channels_last=cfg.train.channels_last,
-        progress=progress,
+        progress=progress and ctx.is_main,
     )
-    query = extract_features(model, splits.query, desc="query", **common)
+
+    def features(records, desc: str) -> torch.Tensor:
+        mine = [records[i] for i in shard_range(len(records), ctx)]
+        return gather_shards(extract_features(model, mine, desc=desc, **common), len(records), ctx)
+
+    query = features(splits.query, "query")
+    same = splits.gallery is splits.query or not splits.gallery
+    gallery = None if splits.task == "retrieval" and same else features(splits.gallery, "gallery")
+    report = score(query, gallery, splits, cfg) if ctx.is_main else None
+    metrics = broadcast_object(report.metrics if report is not None else None, ctx)
+    return report if report is not None else EvalReport(splits.task, metrics)
+
+
+def score(
+    query: torch.Tensor, gallery: torch.Tensor | None, splits: DatasetSplits, cfg: Config
+) -> EvalReport:
+    """Metrics of extracted features under the dataset's protocol (CMC/mAP/mINP or Recall@K)."""
+    from bdbnet.evaluation import evaluate_features, recall_at_k
+
     if splits.task == "retrieval":
-        same = splits.gallery is splits.query or not splits.gallery
-        gallery = None if same else extract_features(model, splits.gallery, **common)
         labels = torch.tensor([r.pid for r in splits.query])
-        g_labels = None if same else torch.tensor([r.pid for r in splits.gallery])
+        g_labels = None if gallery is None else torch.tensor([r.pid for r in splits.gallery])
         recalls = recall_at_k(query, labels, gallery, g_labels, ks=tuple(cfg.eval.recall_ks))
         return EvalReport("retrieval", {f"R@{k}": float(v) for k, v in recalls.items()})
-    gallery = extract_features(model, splits.gallery, desc="gallery", **common)
     result = evaluate_features(
         query,
         gallery,

@@ -12,9 +12,16 @@ from typing import Any
 
 class MetricsLogger:
     """Append scalars to ``<output>/metrics.jsonl`` and, if TensorBoard is installed, to
-    ``<output>/tensorboard``. Lines are flushed immediately so a killed run keeps its log."""
+    ``<output>/tensorboard``. Lines are flushed immediately so a killed run keeps its log.
 
-    def __init__(self, output: str | Path, tensorboard: bool = True) -> None:
+    Lines are strict JSON: a NaN or infinite value is written as ``null`` (and left out of
+    TensorBoard). TensorBoard's x axis is the global training step for every kind of scalar;
+    ``purge_step`` (a resumed run's first step) hides what an interrupted run logged after it.
+    """
+
+    def __init__(
+        self, output: str | Path, tensorboard: bool = True, purge_step: int | None = None
+    ) -> None:
         self.output = Path(output)
         self.output.mkdir(parents=True, exist_ok=True)
         self.path = self.output / "metrics.jsonl"
@@ -30,20 +37,30 @@ class MetricsLogger:
                     stacklevel=2,
                 )
             else:
-                self._tb = SummaryWriter(str(self.output / "tensorboard"))
+                self._tb = SummaryWriter(str(self.output / "tensorboard"), purge_step=purge_step)
 
-    def log(self, kind: str, step: int, values: dict[str, Any], epoch: int | None = None) -> None:
+    def log(
+        self,
+        kind: str,
+        step: int,
+        values: dict[str, Any],
+        epoch: int | None = None,
+        global_step: int | None = None,
+    ) -> None:
+        """One line ``{"kind", "step", "time", "epoch"?, **values}``; TensorBoard scalars at
+        ``global_step`` (default ``step``)."""
         record: dict[str, Any] = {"kind": kind, "step": step, "time": round(time.time(), 3)}
         if epoch is not None:
             record["epoch"] = epoch
         plain = {k: _plain(v) for k, v in values.items()}
-        record.update(plain)
-        self._file.write(json.dumps(record) + "\n")
+        record.update({k: _finite_or_none(v) for k, v in plain.items()})
+        self._file.write(json.dumps(record, allow_nan=False) + "\n")
         self._file.flush()
         if self._tb is not None:
+            x = step if global_step is None else global_step
             for key, value in plain.items():
                 if isinstance(value, int | float) and math.isfinite(value):
-                    self._tb.add_scalar(f"{kind}/{key}", value, step)
+                    self._tb.add_scalar(f"{kind}/{key}", value, x)
 
     def close(self) -> None:
         self._file.close()
@@ -55,6 +72,34 @@ class MetricsLogger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN or infinity: write ``null`` instead (also inside lists)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def truncate_metrics(path: str | Path, epoch: int) -> None:
+    """Drop the lines of epochs after ``epoch`` (what a killed run logged past its last
+    checkpoint, which the resumed run logs again), and a torn last line; atomically."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("epoch", 0) <= epoch:
+            kept.append(line + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    tmp.replace(path)
 
 
 def _plain(value: Any) -> Any:

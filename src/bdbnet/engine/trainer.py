@@ -1,56 +1,32 @@
-"""Training: a small step function and a Trainer that adds epochs, evaluation, logging,
-checkpoints and resumption around it."""
+"""The training loop: epochs of :func:`~bdbnet.engine.step.train_step` over a batch source,
+with callbacks around it. It receives its parts; :meth:`Trainer.from_config` builds them for
+the command line (see :mod:`bdbnet.engine.builders`)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
 
-from bdbnet.config import Config
-from bdbnet.data.recipes import preprocessing_info
-from bdbnet.data.records import DatasetSplits
-from bdbnet.engine import builders
-from bdbnet.engine.checkpoint import FORMAT, VERSION, atomic_save, load_checkpoint
-from bdbnet.engine.evaluator import EvalReport, evaluate_model
-from bdbnet.engine.metrics_log import MetricsLogger
-from bdbnet.engine.runtime import (
-    autocast,
-    resolve_device,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
-from bdbnet.losses import BDBLoss, LossBreakdown
+from bdbnet.engine.batch_source import BatchSource
+from bdbnet.engine.callbacks.base import Callback
+from bdbnet.engine.distributed import DistContext, all_gather_objects, mean_over_ranks
+from bdbnet.engine.guard import NonFiniteError
+from bdbnet.engine.replicas import ReplicaForward, drop_plan_seed
+from bdbnet.engine.runtime import rng_state, set_rng_state
+from bdbnet.engine.step import global_batch_gather, train_step
+from bdbnet.errors import TrainingError
 
-
-def train_step(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    criterion: BDBLoss,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None = None,
-    amp: str = "none",
-) -> LossBreakdown:
-    """One optimisation step. Pure in (model, batch, loss, optimiser), so it can be compiled,
-    wrapped in DDP or driven by a different data pipeline without touching the Trainer."""
-    optimizer.zero_grad(set_to_none=True)
-    with autocast(images.device, amp):
-        output = model(images)
-        loss = criterion(output, labels)
-    if scaler is not None:
-        scaler.scale(loss.total).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.total.backward()
-        optimizer.step()
-    return loss
+if TYPE_CHECKING:
+    from bdbnet.config import Config
+    from bdbnet.data.records import DatasetSplits
+    from bdbnet.engine.callbacks import Evaluation
+    from bdbnet.engine.evaluator import EvalReport
 
 
 @dataclass
@@ -71,178 +47,221 @@ class TrainResult:
     checkpoint: Path | None = None
     # The newest evaluation of this process, with its features (not stored in checkpoints).
     last_report: EvalReport | None = None
+    # train.keep_best: {"metric", "value", "epoch", **metrics} of best.pt (test-split selected)
+    best: dict[str, Any] | None = None
 
 
 class Trainer:
-    """Train BDB on ``splits`` with ``cfg``, writing everything to ``output``.
+    """Train ``model`` for ``epochs`` epochs of ``batches``, calling ``callbacks`` around.
 
-    Files in ``output``: ``config.yaml``, ``metrics.jsonl``, ``tensorboard/``, ``last.pt``
-    (written atomically every ``train.checkpoint_every`` epochs and at the end) and
-    ``epoch_N.pt`` for the epochs in ``train.keep_checkpoints``.
+    Args:
+        model: The bare model (checkpoints hold its state dict, never a wrapper's).
+        criterion: ``(output, labels) -> LossBreakdown``, e.g. :class:`~bdbnet.losses.BDBLoss`.
+        optimizer, scheduler: The scheduler steps once per epoch.
+        batches: A :class:`~bdbnet.engine.batch_source.BatchSource` (this rank's share).
+        epochs: Total epochs of the run.
+        ctx: This process's rank, world size and device (:func:`init_distributed`).
+        amp: ``none | bf16 | fp16 | auto`` autocast; ``scaler`` for fp16.
+        replicas: Chunks each process forwards separately (``train.replicas``).
+        loss_scope: ``global`` (the loss sees the whole global batch) or ``local``.
+        seed: Seeds the drop rectangles of each step when there are several chunks.
+        callbacks: :class:`~bdbnet.engine.callbacks.Callback` objects, called in order.
+        log_every: Steps between ``on_log_step`` calls.
 
     Example:
-        >>> splits = build_dataset("synthetic", "data/synthetic")  # doctest: +SKIP
-        >>> trainer = Trainer(cfg, splits, "runs/demo")  # doctest: +SKIP
+        >>> trainer = Trainer.from_config(cfg, splits, "runs/demo")  # doctest: +SKIP
         >>> result = trainer.fit()  # doctest: +SKIP
     """
 
     def __init__(
         self,
+        model: torch.nn.Module,
+        criterion: Any,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        batches: BatchSource,
+        epochs: int,
+        ctx: DistContext | None = None,
+        amp: str = "none",
+        scaler: torch.amp.GradScaler | None = None,
+        channels_last: bool = False,
+        replicas: int = 1,
+        loss_scope: str = "global",
+        seed: int = 0,
+        callbacks: Sequence[Callback] = (),
+        log_every: int = 10,
+        progress: bool = True,
+    ) -> None:
+        self.ctx = ctx or DistContext(device=next(model.parameters()).device)
+        self.model = model
+        self.criterion = criterion
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.batches = batches
+        self.epochs = epochs
+        self.amp = amp
+        self.scaler = scaler
+        self.channels_last = channels_last
+        self.seed = seed
+        self.callbacks = list(callbacks)
+        self.log_every = max(log_every, 1)
+        self.progress = progress and self.ctx.is_main
+        world = self.ctx.world_size
+        self.replica_forward = ReplicaForward(
+            model, replicas, self.ctx.rank * replicas, world * replicas
+        )
+        self.network: torch.nn.Module = self.replica_forward
+        if self.ctx.distributed:
+            ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+            self.network = torch.nn.parallel.DistributedDataParallel(
+                self.replica_forward, device_ids=ids
+            )
+        self.gather = global_batch_gather(self.ctx) if loss_scope == "global" else None
+        self.epoch = 0  # completed epochs
+        self.step = 0  # completed optimisation steps
+        self.evaluations: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        self.result = TrainResult()
+        self.evaluator: Evaluation | None = None
+
+    @classmethod
+    def from_config(
+        cls,
         cfg: Config,
         splits: DatasetSplits,
         output: str | Path,
         resume: bool = False,
-    ) -> None:
-        self.cfg = cfg
-        self.splits = splits
-        self.output = Path(output)
-        self.output.mkdir(parents=True, exist_ok=True)
-        self.device = resolve_device(cfg.train.device)
-        seed_everything(cfg.train.seed, cfg.train.deterministic)
-        self.num_classes = splits.num_train_pids
-        self.model = builders.build_model(cfg, self.num_classes).to(self.device)
-        if cfg.train.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.criterion = builders.build_criterion(cfg)
-        self.optimizer = builders.build_optimizer(self.model, cfg)
-        self.scheduler = builders.build_lr_scheduler(self.optimizer, cfg)
-        self.scaler = torch.amp.GradScaler(self.device.type) if cfg.train.amp == "fp16" else None
-        self.loader = builders.build_train_loader(splits, cfg)
-        self.start_epoch = 0
-        self.result = TrainResult()
-        if resume:
-            self.resume()
-        (self.output / "config.yaml").write_text(cfg.to_yaml())
+        ctx: DistContext | None = None,
+        overwrite: bool = False,
+    ) -> Trainer:
+        """Build model, loss, optimiser, schedule, batches and callbacks from ``cfg``, writing
+        to ``output``; with ``resume``, continue from ``output/last.pt`` if it exists."""
+        from bdbnet.engine.builders import build_trainer
 
-    # ------------------------------------------------------------------ checkpoints
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.output / "last.pt"
+        return build_trainer(cfg, splits, output, resume=resume, ctx=ctx, overwrite=overwrite)
 
-    def state_dict(self, epoch: int) -> dict[str, Any]:
+    # ------------------------------------------------------------------ state
+    def emit(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training state (collective under DDP: every rank's RNG state is gathered)."""
         return {
-            "format": FORMAT,
-            "version": VERSION,
-            "epoch": epoch,
+            "epoch": self.epoch,
+            "step": self.step,
             "model": self.model.state_dict(),
-            "model_kwargs": builders.model_kwargs(self.cfg),
-            "num_classes": self.num_classes,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "batches": self.batches.state_dict(),
             "rng": rng_state(),
-            "config": self.cfg.to_dict(),
-            "preprocess": preprocessing_info(self.cfg.data),
-            "dataset": self.splits.name,
-            "evaluations": self.result.evaluations,
+            "rng_by_rank": all_gather_objects(rng_state(), self.ctx),
+            "world_size": self.ctx.world_size,
+            "evaluations": list(self.evaluations),
+            "best": self.best,
         }
 
-    def save(self, epoch: int) -> Path:
-        state = self.state_dict(epoch)
-        path = atomic_save(state, self.checkpoint_path)
-        if epoch in self.cfg.train.keep_checkpoints:
-            atomic_save(state, self.output / f"epoch_{epoch}.pt")
-        return path
-
-    def resume(self) -> bool:
-        """Continue from ``last.pt`` if present; returns whether a checkpoint was loaded."""
-        if not self.checkpoint_path.is_file():
-            return False
-        state = load_checkpoint(self.checkpoint_path)
-        if state["num_classes"] != self.num_classes:
-            raise RuntimeError(
-                f"{self.checkpoint_path} was trained with {state['num_classes']} identities, "
-                f"the dataset has {self.num_classes}: wrong --output or --root?"
-            )
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        self.start_epoch = int(state["epoch"])
-        self.result.evaluations = list(state.get("evaluations", []))
-        return True
+        self.batches.load_state_dict(state.get("batches") or {})
+        by_rank = state.get("rng_by_rank") or [state["rng"]]
+        set_rng_state(by_rank[self.ctx.rank] if len(by_rank) == self.ctx.world_size else by_rank[0])
+        self.epoch = int(state["epoch"])
+        self.step = int(state.get("step", 0))
+        self.evaluations = list(state.get("evaluations", []))
+        self.best = state.get("best")
 
-    # ------------------------------------------------------------------ loops
-    def train_one_epoch(self, epoch: int, logger: MetricsLogger) -> EpochStats:
-        """Train epoch ``epoch`` (0-based index)."""
-        cfg = self.cfg
-        self.model.train()
-        self.loader.batch_sampler.set_epoch(epoch)
-        self.loader.generator.manual_seed(cfg.train.seed * 1_000_003 + epoch)
+    @property
+    def start_epoch(self) -> int:
+        """The epochs a resumed run had completed (0 for a fresh run), before :meth:`fit`."""
+        return self.epoch
+
+    @property
+    def device(self) -> torch.device:
+        return self.ctx.device
+
+    def evaluate(self) -> EvalReport:
+        """Evaluate the current model with the run's evaluation callback."""
+        if self.evaluator is None:
+            raise RuntimeError("this trainer has no Evaluation callback")
+        return self.evaluator.evaluate(self)
+
+    # ------------------------------------------------------------------ loop
+    def train_one_epoch(self) -> EpochStats:
+        """Train epoch ``self.epoch + 1``."""
+        self.network.train()
+        self.batches.set_epoch(self.epoch)
         lr = self.optimizer.param_groups[0]["lr"]
-        steps = len(self.loader)
+        steps = len(self.batches)
         totals: dict[str, torch.Tensor] = {}
         seen, start = 0, time.perf_counter()
         bar = tqdm(
-            self.loader,
+            self.batches,
             total=steps,
-            desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
-            disable=not cfg.train.progress,
+            desc=f"epoch {self.epoch + 1}/{self.epochs}",
+            disable=not self.progress,
             leave=False,
         )
-        for i, (images, labels, _, _) in enumerate(bar):
-            images = images.to(self.device, non_blocking=True)
-            labels = labels.to(self.device, non_blocking=True)
-            if cfg.train.channels_last:
+        for i, (images, labels) in enumerate(bar):
+            images = images.to(self.ctx.device, non_blocking=True)
+            labels = labels.to(self.ctx.device, non_blocking=True)
+            if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            loss = train_step(
-                self.model,
-                images,
-                labels,
-                self.criterion,
-                self.optimizer,
-                self.scaler,
-                cfg.train.amp,
-            )
+            self.replica_forward.plan_step(drop_plan_seed(self.seed, self.step))
+            try:
+                loss = train_step(
+                    self.network,
+                    images,
+                    labels,
+                    self.criterion,
+                    self.optimizer,
+                    self.scaler,
+                    self.amp,
+                    gather=self.gather,
+                    ctx=self.ctx,
+                )
+            except NonFiniteError as err:
+                raise TrainingError(
+                    f"{err.what} at epoch {self.epoch + 1}, iteration {i + 1} of {steps} "
+                    f"(step {self.step + 1}); the weights were not updated and the last good "
+                    f"checkpoint (epoch {self.epoch}) is kept: lower optim.lr or check the data"
+                ) from None
+            self.step += 1
             for k, v in loss.terms.items():
                 totals[k] = totals.get(k, 0) + v
-            seen += images.shape[0]
-            if (i + 1) % cfg.train.log_every == 0 or i + 1 == steps:
-                values = loss.as_floats()
+            seen += images.shape[0] * self.ctx.world_size
+            if (i + 1) % self.log_every == 0 or i + 1 == steps:
+                values = {k: float(v) for k, v in mean_over_ranks(loss.terms, self.ctx).items()}
                 rate = seen / (time.perf_counter() - start)
                 bar.set_postfix(loss=f"{values['total']:.3f}", lr=f"{lr:.1e}", img_s=f"{rate:.0f}")
-                logger.log("train", epoch * steps + i + 1, {**values, "lr": lr}, epoch=epoch + 1)
+                self.emit("on_log_step", self.step, {**values, "lr": lr})
         seconds = time.perf_counter() - start
         self.scheduler.step()
-        mean = {k: float(v) / max(steps, 1) for k, v in totals.items()}
-        return EpochStats(epoch + 1, mean, seen / max(seconds, 1e-9), lr, seconds)
-
-    def evaluate(self) -> EvalReport:
-        return evaluate_model(
-            self.model, self.splits, self.cfg, self.device, self.cfg.train.progress
+        self.epoch += 1
+        mean = mean_over_ranks({k: v / max(steps, 1) for k, v in totals.items()}, self.ctx)
+        return EpochStats(
+            self.epoch,
+            {k: float(v) for k, v in mean.items()},
+            seen / max(seconds, 1e-9),
+            lr,
+            seconds,
         )
 
-    def should_evaluate(self, epoch: int) -> bool:
-        every, last = self.cfg.train.eval_every, self.cfg.optim.epochs
-        return epoch == last or (every > 0 and epoch % every == 0)
-
     def fit(self) -> TrainResult:
-        cfg = self.cfg
-        with MetricsLogger(self.output, tensorboard=cfg.train.tensorboard) as logger:
-            for index in range(self.start_epoch, cfg.optim.epochs):
-                epoch = index + 1
-                stats = self.train_one_epoch(index, logger)
+        """Train the remaining epochs; returns every epoch's stats and evaluation."""
+        try:
+            self.emit("on_fit_start")
+            while self.epoch < self.epochs:
+                stats = self.train_one_epoch()
                 self.result.epochs.append(stats)
-                logger.log(
-                    "epoch",
-                    epoch,
-                    {
-                        **stats.loss,
-                        "lr": stats.lr,
-                        "images_per_second": stats.images_per_second,
-                        "seconds": stats.seconds,
-                    },
-                    epoch=epoch,
-                )
-                if self.should_evaluate(epoch) and self.splits.query:
-                    report = self.result.last_report = self.evaluate()
-                    record = {"epoch": epoch, **report.metrics}
-                    self.result.evaluations.append(record)
-                    logger.log("eval", epoch, report.metrics, epoch=epoch)
-                    if cfg.train.progress:
-                        tqdm.write(f"epoch {epoch}: {report.summary()}")
-                if epoch % max(cfg.train.checkpoint_every, 1) == 0 or epoch == cfg.optim.epochs:
-                    self.result.checkpoint = self.save(epoch)
+                self.emit("on_epoch_end", stats)
+        finally:
+            self.emit("on_fit_end")
+        self.result.evaluations = list(self.evaluations)
+        self.result.best = self.best
         return self.result

@@ -10,6 +10,12 @@ from bdbnet.models.official import (
     safe_torch_load,
     to_official_state_dict,
 )
+from bdbnet.models.registry import (
+    create_model,
+    list_models,
+    model_kwargs_from_config,
+    register_model,
+)
 
 __all__ = [
     "BDBNet",
@@ -19,8 +25,12 @@ __all__ = [
     "PretrainedWeightsError",
     "build_resnet50",
     "convert_official_state_dict",
+    "create_model",
     "imagenet_weights_path",
+    "list_models",
     "load_official_checkpoint",
+    "model_kwargs_from_config",
+    "register_model",
     "safe_torch_load",
     "to_official_state_dict",
 ]

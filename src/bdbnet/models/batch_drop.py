@@ -7,12 +7,26 @@ satisfied by the remaining, less salient parts; this is the paper's key idea (Da
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
 DropMode = Literal["batch", "sample", "none"]
+
+
+@dataclass
+class DropPlan:
+    """The rectangles of one training step when its batch is forwarded in several chunks
+    (replicas, processes): ``chunks`` positions are drawn from a generator seeded by ``seed``
+    and chunk ``index`` uses the ``index``-th, so any layout of the same chunks (W processes x
+    R replicas) drops the same rectangles. ``nn.DataParallel`` drew one rectangle per replica
+    too, from each GPU's generator."""
+
+    seed: int
+    chunks: int
+    index: int = 0
 
 
 def block_size(height: int, width: int, height_ratio: float, width_ratio: float) -> tuple[int, int]:
@@ -34,7 +48,9 @@ class BatchDropBlock(nn.Module):
             (an independent rectangle per sample, the DropBlock-style ablation) or ``"none"``.
 
     The position is drawn uniformly with torch's default generator, so ``torch.manual_seed``
-    makes runs reproducible. In eval mode the layer is the identity.
+    makes runs reproducible; with a :class:`DropPlan` in ``plan`` (set by the engine when a
+    step's batch is split into chunks) it comes from the plan instead. In eval mode the layer is
+    the identity.
 
     Example:
         >>> drop = BatchDropBlock(0.5, 1.0).train()
@@ -54,6 +70,7 @@ class BatchDropBlock(nn.Module):
         self.height_ratio = height_ratio
         self.width_ratio = width_ratio
         self.mode = mode
+        self.plan: DropPlan | None = None
 
     def extra_repr(self) -> str:
         return f"height_ratio={self.height_ratio}, width_ratio={self.width_ratio}, mode={self.mode}"
@@ -69,8 +86,14 @@ class BatchDropBlock(nn.Module):
         mask = torch.ones(n, 1, height, width)
         if rh == 0 or rw == 0:
             return mask
-        tops = torch.randint(0, height - rh + 1, (n,)).tolist()
-        lefts = torch.randint(0, width - rw + 1, (n,)).tolist()
+        if self.plan is not None and self.mode == "batch":
+            gen = torch.Generator().manual_seed(self.plan.seed)
+            tops = torch.randint(0, height - rh + 1, (self.plan.chunks,), generator=gen)
+            lefts = torch.randint(0, width - rw + 1, (self.plan.chunks,), generator=gen)
+            tops, lefts = [int(tops[self.plan.index])], [int(lefts[self.plan.index])]
+        else:
+            tops = torch.randint(0, height - rh + 1, (n,)).tolist()
+            lefts = torch.randint(0, width - rw + 1, (n,)).tolist()
         for i, (top, left) in enumerate(zip(tops, lefts)):
             mask[i, :, top : top + rh, left : left + rw] = 0
         return mask

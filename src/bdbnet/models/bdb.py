@@ -12,6 +12,7 @@ from torch import nn
 from bdbnet.models.backbone import build_resnet, extra_block, feature_channels, resnet_stem
 from bdbnet.models.batch_drop import BatchDropBlock, DropMode
 from bdbnet.models.init import init_head
+from bdbnet.models.registry import register_model
 
 Branches = Literal["both", "global", "drop"]
 
@@ -25,6 +26,7 @@ class BDBTrainOutput:
     logits: dict[str, torch.Tensor]
 
 
+@register_model("bdb")
 class BDBNet(nn.Module):
     """Batch DropBlock Network (Dai et al., ICCV 2019), faithful to the official code.
 

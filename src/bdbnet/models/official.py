@@ -16,6 +16,7 @@ import torch
 
 from bdbnet.errors import CheckpointError
 from bdbnet.models.bdb import BDBNet
+from bdbnet.models.registry import create_model
 
 # official prefix -> our prefix (longest first so "backbone.4" never matches "backbone.40").
 OFFICIAL_TO_OURS: dict[str, str] = {
@@ -101,7 +102,7 @@ def load_official_checkpoint(path: str | os.PathLike[str], **model_kwargs: Any) 
     if "drop_classifier.weight" not in state or "global_classifier.weight" not in state:
         raise CheckpointError(f"{path}: missing the classifiers (softmax / global_softmax)")
     num_classes = state["drop_classifier.weight"].shape[0]
-    model = BDBNet(num_classes=num_classes, pretrained=None, **model_kwargs)
+    model = create_model("bdb", num_classes=num_classes, pretrained=None, **model_kwargs)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(

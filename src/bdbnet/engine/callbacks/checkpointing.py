@@ -1,0 +1,60 @@
+"""``last.pt`` (and ``epoch_N.pt``): written atomically by rank 0 at the end of an epoch,
+*before* its evaluation, and again after the evaluation so that its record is kept too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bdbnet.engine.callbacks.base import Callback
+from bdbnet.engine.checkpoint import save_checkpoint
+
+if TYPE_CHECKING:
+    from bdbnet.engine.evaluator import EvalReport
+    from bdbnet.engine.trainer import EpochStats, Trainer
+
+
+class Checkpointing(Callback):
+    """Args:
+    output: The run folder.
+    metadata: Stored beside the training state (config, model name and arguments,
+        preprocessing, dataset), so a checkpoint is self-describing.
+    every: Epochs between writes of ``last.pt``; the last epoch is always written.
+    keep: Epochs also kept as ``epoch_N.pt``.
+    """
+
+    def __init__(
+        self,
+        output: str | Path,
+        metadata: dict[str, Any],
+        every: int = 1,
+        keep: tuple[int, ...] | list[int] = (),
+    ) -> None:
+        self.output = Path(output)
+        self.metadata = metadata
+        self.every = max(every, 1)
+        self.keep = set(keep)
+
+    @property
+    def path(self) -> Path:
+        return self.output / "last.pt"
+
+    def save(self, trainer: Trainer) -> Path | None:
+        """Write ``last.pt`` (collective: gathers every rank's RNG state; rank 0 writes)."""
+        state = {**self.metadata, **trainer.state_dict()}
+        if not trainer.ctx.is_main:
+            return None
+        save_checkpoint(state, self.path)
+        if trainer.epoch in self.keep:
+            save_checkpoint(state, self.output / f"epoch_{trainer.epoch}.pt")
+        trainer.result.checkpoint = self.path
+        return self.path
+
+    def on_epoch_end(self, trainer: Trainer, stats: EpochStats) -> None:
+        if trainer.epoch % self.every == 0 or trainer.epoch == trainer.epochs:
+            self.save(trainer)
+
+    def on_evaluation(self, trainer: Trainer, record: dict[str, Any], report: EvalReport) -> None:
+        # Only when this epoch's checkpoint exists: never write one at an epoch of no cadence.
+        if trainer.epoch % self.every == 0 or trainer.epoch == trainer.epochs:
+            self.save(trainer)

@@ -1,0 +1,53 @@
+"""``metrics.jsonl`` and TensorBoard, written by rank 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bdbnet.engine.callbacks.base import Callback
+from bdbnet.engine.metrics_log import MetricsLogger, truncate_metrics
+
+if TYPE_CHECKING:
+    from bdbnet.engine.evaluator import EvalReport
+    from bdbnet.engine.trainer import EpochStats, Trainer
+
+
+class MetricsLogging(Callback):
+    """Log train steps, epochs and evaluations. On resume, lines after the checkpoint's epoch
+    (written by the interrupted run) are dropped first, so every step appears once."""
+
+    def __init__(self, output: str | Path, tensorboard: bool = True) -> None:
+        self.output = Path(output)
+        self.tensorboard = tensorboard
+        self.logger: MetricsLogger | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        truncate_metrics(self.output / "metrics.jsonl", trainer.epoch)
+        self.logger = MetricsLogger(
+            self.output, tensorboard=self.tensorboard, purge_step=trainer.step or None
+        )
+
+    def on_log_step(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
+        assert self.logger is not None
+        self.logger.log("train", step, values, epoch=trainer.epoch + 1, global_step=step)
+
+    def on_epoch_end(self, trainer: Trainer, stats: EpochStats) -> None:
+        assert self.logger is not None
+        values = {
+            **stats.loss,
+            "lr": stats.lr,
+            "images_per_second": stats.images_per_second,
+            "seconds": stats.seconds,
+        }
+        self.logger.log("epoch", stats.epoch, values, epoch=stats.epoch, global_step=trainer.step)
+
+    def on_evaluation(self, trainer: Trainer, record: dict[str, Any], report: EvalReport) -> None:
+        assert self.logger is not None
+        epoch = record["epoch"]
+        self.logger.log("eval", epoch, report.metrics, epoch=epoch, global_step=trainer.step)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.logger is not None:
+            self.logger.close()
+            self.logger = None
