@@ -60,7 +60,12 @@ def init_distributed(device: str = "auto") -> DistContext:
         chosen = torch.device("cuda", local_rank)
         torch.cuda.set_device(chosen)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
+        # The elastic agent keeps one store across restarts of the group: without a prefix per
+        # restart, the new processes read the old ones' addresses and never connect.
+        store, rank, world_size = next(dist.rendezvous("env://"))
+        store = dist.PrefixStore(f"bdbnet/restart_{torchrun_restart_count()}", store)
+        backend = "nccl" if chosen.type == "cuda" else "gloo"
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, chosen)
 
 
@@ -100,31 +105,48 @@ def all_gather_rows(tensor: torch.Tensor, ctx: DistContext, grad: bool = False) 
     return torch.cat(parts)
 
 
-def shard_range(total: int, ctx: DistContext) -> range:
-    """The contiguous slice of ``range(total)`` that this rank handles (balanced to +-1)."""
-    base, extra = divmod(total, ctx.world_size)
-    start = ctx.rank * base + min(ctx.rank, extra)
-    return range(start, start + base + (ctx.rank < extra))
+def shard_range(total: int, ctx: DistContext, block: int = 1) -> range:
+    """The contiguous slice of ``range(total)`` that this rank handles: whole blocks of
+    ``block`` items (the last one may be short), balanced over the ranks to +-1 block.
+
+    With ``block`` = the extraction batch size every rank forwards exactly the batches a single
+    process would, so distributed features are bit-identical to single-process ones.
+    """
+    blocks = -(-total // max(block, 1))
+    base, extra = divmod(blocks, ctx.world_size)
+    first = ctx.rank * base + min(ctx.rank, extra)
+    count = base + (ctx.rank < extra)
+    return range(min(first * block, total), min((first + count) * block, total))
 
 
-def gather_shards(local: torch.Tensor, total: int, ctx: DistContext) -> torch.Tensor:
+def gather_shards(
+    local: torch.Tensor, total: int, ctx: DistContext, block: int = 1
+) -> torch.Tensor:
     """Reassemble rows computed per :func:`shard_range` into dataset order, on every rank.
 
-    Shards differ by at most one row, so each is padded to the largest before the all-gather
-    and the padding is cut afterwards: the result is row ``i`` = item ``i`` of the dataset,
-    whatever the number of ranks.
+    Shards differ in length, so each is padded to the largest before the all-gather and the
+    padding is cut afterwards: row ``i`` of the result is item ``i`` of the dataset, whatever
+    the number of ranks (not the rank-local order).
     """
     if not ctx.distributed:
         return local
-    size = -(-total // ctx.world_size)
-    padded = local.new_zeros((size, *local.shape[1:]))
+    ranks = [DistContext(r, ctx.world_size) for r in range(ctx.world_size)]
+    lengths = [len(shard_range(total, rank, block)) for rank in ranks]
+    padded = local.new_zeros((max(lengths), *local.shape[1:]))
     padded[: local.shape[0]] = local
     parts = [torch.empty_like(padded) for _ in range(ctx.world_size)]
     dist.all_gather(parts, padded)
-    lengths = [
-        len(shard_range(total, DistContext(r, ctx.world_size))) for r in range(ctx.world_size)
-    ]
     return torch.cat([part[:n] for part, n in zip(parts, lengths)])
+
+
+def sync_buffers(model: torch.nn.Module, ctx: DistContext) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics). DDP broadcasts them at
+    the start of each training forward only, so after a step the other ranks still hold the
+    statistics of their own chunk: evaluating with those would mix models."""
+    if not ctx.distributed:
+        return
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
 
 
 def all_gather_objects(obj: Any, ctx: DistContext) -> list[Any]:

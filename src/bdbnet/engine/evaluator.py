@@ -10,7 +10,13 @@ import torch
 from bdbnet.config import Config
 from bdbnet.data.recipes import build_test_transform
 from bdbnet.data.records import DatasetSplits
-from bdbnet.engine.distributed import DistContext, broadcast_object, gather_shards, shard_range
+from bdbnet.engine.distributed import (
+    DistContext,
+    broadcast_object,
+    gather_shards,
+    shard_range,
+    sync_buffers,
+)
 from bdbnet.engine.features import extract_features
 
 
@@ -53,10 +59,14 @@ def evaluate_model(
         progress=progress and ctx.is_main,
     )
 
-    def features(records, desc: str) -> torch.Tensor:
-        mine = [records[i] for i in shard_range(len(records), ctx)]
-        return gather_shards(extract_features(model, mine, desc=desc, **common), len(records), ctx)
+    block = cfg.data.test_batch_size
 
+    def features(records, desc: str) -> torch.Tensor:
+        mine = [records[i] for i in shard_range(len(records), ctx, block)]
+        local = extract_features(model, mine, desc=desc, **common)
+        return gather_shards(local, len(records), ctx, block)
+
+    sync_buffers(model, ctx)
     query = features(splits.query, "query")
     same = splits.gallery is splits.query or not splits.gallery
     gallery = None if splits.task == "retrieval" and same else features(splits.gallery, "gallery")

@@ -79,12 +79,19 @@ class ReplicaForward(nn.Module):
             if index == 0:
                 outputs.append(self.model(chunk))
                 continue
-            saved = [[b.clone() for b in m.buffers()] for m in self._norms]
-            outputs.append(self.model(chunk))
-            with torch.no_grad():  # DataParallel keeps only replica 0's running statistics
-                for norm, buffers in zip(self._norms, saved):
-                    for buffer, value in zip(norm.buffers(), buffers):
-                        buffer.copy_(value)
+            # DataParallel keeps only replica 0's running statistics: the other chunks update
+            # throw-away copies. (Swapped, not copied back in place: the kernels keep the
+            # statistics for the backward pass, which an in-place restore would invalidate.)
+            kept = [dict(norm._buffers) for norm in self._norms]
+            for norm in self._norms:
+                for name, buffer in norm._buffers.items():
+                    if buffer is not None:
+                        norm._buffers[name] = buffer.clone()
+            try:
+                outputs.append(self.model(chunk))
+            finally:
+                for norm, buffers in zip(self._norms, kept):
+                    norm._buffers.update(buffers)
         return concat_outputs(outputs)
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bdbnet.engine.callbacks.base import Callback
 from bdbnet.engine.checkpoint import save_checkpoint
+from bdbnet.engine.distributed import barrier
 
 if TYPE_CHECKING:
     from bdbnet.engine.evaluator import EvalReport
@@ -40,13 +41,14 @@ class Checkpointing(Callback):
         return self.output / "last.pt"
 
     def save(self, trainer: Trainer) -> Path | None:
-        """Write ``last.pt`` (collective: gathers every rank's RNG state; rank 0 writes)."""
+        """Write ``last.pt`` (collective: gathers every rank's RNG state; rank 0 writes, and no
+        rank goes on before the file is in place, so a restarted group finds it)."""
         state = {**self.metadata, **trainer.state_dict()}
-        if not trainer.ctx.is_main:
-            return None
-        save_checkpoint(state, self.path)
-        if trainer.epoch in self.keep:
-            save_checkpoint(state, self.output / f"epoch_{trainer.epoch}.pt")
+        if trainer.ctx.is_main:
+            save_checkpoint(state, self.path)
+            if trainer.epoch in self.keep:
+                save_checkpoint(state, self.output / f"epoch_{trainer.epoch}.pt")
+        barrier(trainer.ctx)
         trainer.result.checkpoint = self.path
         return self.path
 
