@@ -77,6 +77,7 @@ class OptimConfig:
     warmup_step: int = 5
     milestones: list[int] = field(default_factory=lambda: [200, 300])
     gamma: float = 0.1
+    nesterov: bool = False  # SGD only; the official code's SGD has none (momentum 0.9)
 
 
 @dataclass
