@@ -47,3 +47,5 @@ def test_retrieval_presets(name):
     assert (cfg.model.drop_height_ratio, cfg.model.drop_width_ratio) == (0.5, 0.5)
     assert cfg.model.last_stride == 1  # 224 / 16 = the 14 x 14 map of the paper
     assert cfg.eval.recall_ks == ks
+    # the official code resizes CARS196 test images without padding them to a square
+    assert cfg.data.test_pad_to_square is (name != "cars196")

@@ -52,6 +52,7 @@ class DataConfig:
     erasing_prob: float = 0.5  # retrieval recipe
     resize: int = 256  # retrieval recipe: pad to square, resize, random crop to `width`
     test_resize: int = 256
+    test_pad_to_square: bool = True  # retrieval recipe; false for CARS196 (the official code)
     num_identities: int = 32  # P
     num_instances: int = 4  # K
     workers: int = 4
