@@ -64,11 +64,24 @@ def test_train_on_fake_market_uses_the_reid_recipe_and_cmc_map(tmp_path, capsys)
     out = capsys.readouterr().out
     assert out.startswith("preset: market1501\n")
     metrics = json.loads(out.splitlines()[1])
-    assert list(metrics) == ["epoch", "mAP", "Rank-1", "Rank-5", "Rank-10", "mINP"]
+    assert list(metrics) == [
+        "epoch",
+        "mAP",
+        "Rank-1",
+        "Rank-5",
+        "Rank-10",
+        "mINP",
+        "ap_mode",
+        "mAP_full",
+        "mAP_truncated",
+        "mAP_trapezoid",
+    ]
+    assert metrics["ap_mode"] == "full" and metrics["mAP"] == metrics["mAP_full"]
     # both queries have a gallery match in another camera: Rank-10 over 3 gallery images is 1
     assert metrics["Rank-10"] == 1.0
     (record,) = _eval_records(run)
     assert "R@1" not in record and record["mAP"] == metrics["mAP"]
+    assert record["ap_mode"] == "full"  # metrics.jsonl names the AP definition too
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["data"]["recipe"] == "reid"
     assert (cfg["model"]["drop_height_ratio"], cfg["model"]["drop_width_ratio"]) == (0.3, 1.0)

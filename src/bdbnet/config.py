@@ -108,6 +108,12 @@ class EvalConfig:
     rerank: bool = False
     max_rank: int = 50
     recall_ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    # AP reported as mAP: full | truncated (the official BDB evaluator: cut at max_rank, divided
+    # by all positives) | trapezoid (Market-1501 MATLAB); all three are always computed.
+    ap_mode: str = "full"
+    aqe: bool = False  # alpha-query expansion (fast-reid's AQE) of query and gallery features
+    aqe_k: int = 5
+    aqe_alpha: float = 3.0
 
 
 @dataclass
@@ -256,6 +262,7 @@ def validate(cfg: Config) -> None:
         "optim.optimizer": (cfg.optim.optimizer, ("adam", "adamw", "sgd")),
         "train.loss_scope": (cfg.train.loss_scope, ("global", "local")),
         "train.keep_best": (cfg.train.keep_best, ("none", "rank1", "mAP", "recall@1")),
+        "eval.ap_mode": (cfg.eval.ap_mode, ("full", "truncated", "trapezoid")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -267,3 +274,7 @@ def validate(cfg: Config) -> None:
         )
     if cfg.optim.warmup_epochs and cfg.optim.warmup_epochs % cfg.optim.warmup_step:
         raise ConfigError("optim.warmup_epochs must be a multiple of optim.warmup_step")
+    if cfg.eval.aqe_k < 1:
+        raise ConfigError(f"eval.aqe_k must be >= 1; got {cfg.eval.aqe_k}")
+    if cfg.eval.aqe_alpha < 0:
+        raise ConfigError(f"eval.aqe_alpha must be >= 0; got {cfg.eval.aqe_alpha}")
