@@ -74,7 +74,7 @@ def test_train_on_fake_market_uses_the_reid_recipe_and_cmc_map(tmp_path, capsys)
     assert out.startswith("preset: market1501\n")
     header, _, last = out.splitlines()[1:4]
     assert [c.strip() for c in header.split("|")[2:-1]] == [
-        "mAP",
+        "mAP (full)",
         "Rank-1",
         "Rank-5",
         "Rank-10",
@@ -82,6 +82,8 @@ def test_train_on_fake_market_uses_the_reid_recipe_and_cmc_map(tmp_path, capsys)
     ]
     (record,) = _eval_records(run)
     assert last.split("|")[2].strip() == f"{100 * record['mAP']:.1f}"
+    assert record["ap_mode"] == "full" and record["mAP"] == record["mAP_full"]
+    assert {"mAP_truncated", "mAP_trapezoid"} <= set(record)  # all three definitions kept
     # both queries have a gallery match in another camera: Rank-10 over 3 gallery images is 1
     assert record["Rank-10"] == 1.0
     assert "R@1" not in record

@@ -197,3 +197,34 @@ def test_evaluate_writes_cmc_and_worst_queries(tiny_checkpoint, tiny_synthetic, 
         assert (plots / name).stat().st_size > 1000
     with Image.open(plots / "worst_queries.png") as img:
         assert img.size[1] == 3 * 150  # three rows: the three worst queries
+
+
+def test_evaluate_names_the_ap_definition_and_writes_all_three(
+    tiny_checkpoint, tiny_synthetic, tmp_path, capsys
+):
+    base = ["evaluate", "--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic"]
+    base += ["--root", str(tiny_synthetic), "--device", "cpu", "--workers", "0"]
+    runs = {}
+    for name, extra in {"plain": [], "aqe": ["--aqe", "--aqe-k", "3"]}.items():
+        out = tmp_path / f"{name}.json"
+        assert main([*base, "--ap-mode", "truncated", *extra, "--json", str(out)]) == 0
+        printed = capsys.readouterr().out
+        assert "| mAP (truncated) |" in printed
+        assert "AP: truncated = ranked list cut at eval.max_rank (50)" in printed
+        assert "other definitions: full " in printed
+        runs[name] = json.loads(out.read_text())
+    payload = runs["plain"]
+    assert payload["ap_mode"] == "truncated" and payload["aqe"] is False
+    assert payload["mAP"] == payload["mAP_truncated"] <= payload["mAP_full"]
+    assert 0.0 <= payload["mAP_trapezoid"] <= 1.0
+    assert payload["ap_definition"].startswith("truncated = ")
+    assert runs["aqe"]["aqe"] is True
+    # AQE changes the features, so (for this model) the ranking: the numbers differ
+    assert runs["aqe"]["mAP_full"] != payload["mAP_full"]
+
+
+def test_evaluate_refuses_a_bad_aqe_k(tiny_checkpoint, tiny_synthetic, capsys):
+    args = ["evaluate", "--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic"]
+    args += ["--root", str(tiny_synthetic), "--device", "cpu", "--aqe", "--aqe-k", "0"]
+    assert main(args) == 2
+    assert "eval.aqe_k must be >= 1" in capsys.readouterr().err

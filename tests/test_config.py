@@ -90,3 +90,24 @@ def test_parse_overrides_nesting():
         "a": {"b": 1, "c": "x"},
         "d": {"e": None},
     }
+
+
+@pytest.mark.parametrize("mode", ["full", "truncated", "trapezoid"])
+def test_eval_ap_mode_choices(mode):
+    assert load_config(overrides=[f"eval.ap_mode={mode}"]).eval.ap_mode == mode
+
+
+def test_eval_defaults_and_bad_values_are_refused():
+    cfg = load_config()
+    assert (cfg.eval.ap_mode, cfg.eval.aqe, cfg.eval.aqe_k, cfg.eval.aqe_alpha) == (
+        "full",
+        False,
+        5,
+        3.0,
+    )
+    with pytest.raises(ConfigError, match="eval.ap_mode must be one of"):
+        load_config(overrides=["eval.ap_mode=cut"])
+    with pytest.raises(ConfigError, match="eval.aqe_k"):
+        load_config(overrides=["eval.aqe_k=0"])
+    with pytest.raises(ConfigError, match="eval.aqe_alpha"):
+        load_config(overrides=["eval.aqe_alpha=-1"])

@@ -39,3 +39,15 @@ def test_bf16_logits_are_computed_in_float32():
 def test_rejects_bad_epsilon():
     with pytest.raises(ValueError):
         LabelSmoothingCrossEntropy(1.0)
+
+
+def test_equals_the_hand_written_formula_on_random_logits():
+    torch.manual_seed(2)
+    logits = 4 * torch.randn(32, 751)
+    labels = torch.randint(0, 751, (32,))
+    for eps in (0.0, 0.1, 0.5):
+        log_p = torch.log_softmax(logits.double(), dim=1)
+        nll = -log_p.gather(1, labels[:, None]).squeeze(1)
+        hand = ((1 - eps) * nll - eps * log_p.mean(dim=1)).mean()
+        ours = LabelSmoothingCrossEntropy(eps)(logits, labels)
+        assert ours.item() == pytest.approx(hand.item(), rel=1e-6)

@@ -24,6 +24,7 @@ def test_demo_prints_the_table_and_writes_results_and_pictures(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "| BDB, untrained (same network, initial weights) |" in out
     assert "| BDB, trained 1 epochs" in out
+    assert "| mAP (full)" in out  # the table names the AP definition
     # The printed recipe is the one that ran, not a fixed text.
     assert "resnet18 backbone, 32x16 input (2x1 map, drop 0.3 x 1.0)" in out
     assert "1 epochs instead of 400, fp32 (train.amp=none)" in out
@@ -32,7 +33,8 @@ def test_demo_prints_the_table_and_writes_results_and_pictures(tmp_path, capsys)
     assert saved["epochs"] == 1 and saved["device"] == "cpu"
     assert saved["trained"] == result.trained and saved["untrained"] == result.untrained
     assert set(result.trained) >= {"Rank-1", "mAP", "mINP"}
-    assert all(0.0 <= v <= 1.0 for v in result.trained.values())
+    assert result.trained["ap_mode"] == "full"  # the AP definition behind mAP is named
+    assert all(0.0 <= v <= 1.0 for k, v in result.trained.items() if k != "ap_mode")
     # The trained row is the trainer's own final evaluation (logged once, not recomputed).
     evals = [
         json.loads(line)
@@ -87,7 +89,7 @@ def test_ablation_reports_every_variant_and_seed(tmp_path, capsys):
         assert all(len(values) == 2 for values in metrics.values())
         assert all(0.0 <= v <= 1.0 for values in metrics.values() for v in values)
     saved = json.loads((tmp_path / "ablation.json").read_text())
-    assert saved == {"seeds": [0, 1], "results": results}
+    assert saved == {"seeds": [0, 1], "ap_mode": "full", "results": results}
     table = (tmp_path / "ablation.md").read_text()
     assert "2 seeds (%), mean ± sd" in table and all(v in table for v in variants)
     assert "global branch only (baseline), seed 1:" in capsys.readouterr().out

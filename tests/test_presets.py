@@ -47,3 +47,37 @@ def test_retrieval_presets(name):
     assert (cfg.model.drop_height_ratio, cfg.model.drop_width_ratio) == (0.5, 0.5)
     assert cfg.model.last_stride == 1  # 224 / 16 = the 14 x 14 map of the paper
     assert cfg.eval.recall_ks == ks
+    # the official code resizes CARS196 test images without padding them to a square
+    assert cfg.data.test_pad_to_square is (name != "cars196")
+
+
+OFFICIAL = ["market1501", "dukemtmcreid", "cuhk03-np-labeled", "cuhk03-np-detected", "msmt17"]
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_official_presets_differ_from_the_paper_only_as_the_official_command_line(name):
+    official, paper = load_config(f"{name}-official"), load_config(name)
+    assert official.data.dataset == name
+    assert official.model.drop_height_ratio == 0.33
+    assert (official.train.eval_every, official.train.keep_best) == (30, "rank1")
+    assert (official.train.replicas, official.eval.flip, official.eval.ap_mode) == (
+        4,
+        True,
+        "truncated",
+    )
+    assert (official.optim.optimizer, official.optim.weight_decay) == ("adam", 5e-4)
+    # everything else is the paper preset
+    paper.model.drop_height_ratio = 0.33
+    paper.train.eval_every, paper.train.keep_best, paper.train.replicas = 30, "rank1", 4
+    paper.eval.flip, paper.eval.ap_mode = True, "truncated"
+    assert official == paper
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_the_paper_preset_stays_the_default_and_reports_like_the_paper(name):
+    from bdbnet.cli import default_preset
+
+    assert default_preset(name) == name
+    cfg = load_config(name)
+    assert (cfg.train.keep_best, cfg.eval.flip, cfg.eval.ap_mode) == ("none", False, "full")
+    assert cfg.train.replicas == 1

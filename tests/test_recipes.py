@@ -4,7 +4,7 @@ from torchvision.transforms import v2
 
 from bdbnet.config import DataConfig
 from bdbnet.data.recipes import build_test_transform, build_train_transform, preprocessing_info
-from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Cutout, PadToSquare
+from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Cutout, PadToSquare, RandomErasing
 
 
 def kinds(tf: v2.Compose) -> list[type]:
@@ -60,7 +60,7 @@ def test_retrieval_recipe_follows_config_fields():
         v2.ToImage,
         v2.ToDtype,
         v2.Normalize,
-        v2.RandomErasing,
+        RandomErasing,
     ]
     assert list(train.transforms[1].size) == [64, 64]
     assert train.transforms[-1].p == 0.3
@@ -76,7 +76,7 @@ def test_retrieval_recipe_without_flip_or_erasing():
     cfg = DataConfig(recipe="retrieval", resize=32, width=28, flip=False, erasing_prob=0.0)
     train = build_train_transform(cfg)
     assert v2.RandomHorizontalFlip not in kinds(train)
-    assert v2.RandomErasing not in kinds(train)
+    assert RandomErasing not in kinds(train)
     assert train(Image.new("RGB", (20, 40))).shape == (3, 28, 28)
 
 
@@ -108,3 +108,11 @@ def test_preprocessing_info_matches_the_test_transform():
         info = preprocessing_info(cfg)
         out = build_test_transform(cfg)(img)
         assert list(out.shape[1:]) == info["resize"]
+
+
+def test_retrieval_test_without_padding_for_cars196():
+    cfg = DataConfig(recipe="retrieval", test_resize=48, test_pad_to_square=False)
+    test = build_test_transform(cfg)
+    assert kinds(test) == [v2.Resize, v2.ToImage, v2.ToDtype, v2.Normalize]
+    assert test(Image.new("RGB", (37, 81))).shape == (3, 48, 48)
+    assert preprocessing_info(cfg)["pad_to_square"] is False

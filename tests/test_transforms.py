@@ -7,6 +7,7 @@ from bdbnet.data.transforms import (
     IMAGENET_STD,
     Cutout,
     PadToSquare,
+    RandomErasing,
     reid_test_transform,
     reid_train_transform,
     retrieval_test_transform,
@@ -236,12 +237,19 @@ def test_retrieval_train_transform_steps():
         v2.ToImage,
         v2.ToDtype,
         v2.Normalize,
-        v2.RandomErasing,
+        RandomErasing,
     ]
-    assert tf.transforms[-1].p == 0.25
+    erase = tf.transforms[-1]
+    assert (erase.p, erase.area, erase.ratio, erase.attempts, erase.fill) == (
+        0.25,
+        (0.02, 0.4),
+        (0.3, 1 / 0.3),
+        100,
+        0.0,
+    )
     assert tf(Image.new("RGB", (30, 70))).shape == (3, 56, 56)
     no_erase = retrieval_train_transform(erasing_p=0.0)
-    assert v2.RandomErasing not in [type(t) for t in no_erase.transforms]
+    assert RandomErasing not in [type(t) for t in no_erase.transforms]
 
 
 def test_retrieval_test_transform_pads_then_resizes():
@@ -254,3 +262,13 @@ def test_retrieval_test_transform_pads_then_resizes():
     for y in (70, 128, 185):  # inside the image
         assert torch.allclose(out[:, y, 128], white, atol=1e-5)
     assert retrieval_test_transform(224)(Image.new("RGB", (9, 31))).shape == (3, 224, 224)
+
+
+def test_retrieval_test_transform_without_padding_stretches_to_the_square():
+    # CARS196: 40x20 white image resized straight to 64x64, no black rows
+    out = retrieval_test_transform(64, pad_to_square=False)(
+        Image.new("RGB", (40, 20), (255, 255, 255))
+    )
+    assert out.shape == (3, 64, 64)
+    white = normalised((255, 255, 255)).view(3, 1, 1)
+    assert torch.allclose(out, white.expand(3, 64, 64), atol=1e-5)

@@ -111,16 +111,20 @@ def _silent(*args: object, **kwargs: object) -> None:
 def final_report(result) -> str:
     """The last evaluation and, with ``train.keep_best``, the best one beside it, called what
     it is: selected on the test split."""
+    from bdbnet.engine.evaluator import AP_KEYS
     from bdbnet.reporting import format_table
 
     last = result.evaluations[-1]
-    keys = [k for k in last if k != "epoch"]
+    extra = {"epoch", *AP_KEYS.values()}
+    keys = [k for k, v in last.items() if isinstance(v, float) and k not in extra]
     rows = [[f"last (epoch {last['epoch']}, last.pt)"] + [100 * last[k] for k in keys]]
     if result.best is not None:
         best = result.best
         name = f"best {best['metric']} on the test split (epoch {best['epoch']}, best.pt)"
         rows.append([name] + [100 * best[k] for k in keys])
-    return format_table(["model (%)", *keys], rows)
+    mode = last.get("ap_mode")
+    headers = [f"mAP ({mode})" if k == "mAP" and mode else k for k in keys]
+    return format_table(["model (%)", *headers], rows)
 
 
 def default_preset(dataset: str) -> str:
@@ -140,34 +144,51 @@ def default_preset(dataset: str) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from bdbnet.config import validate
     from bdbnet.data import build_dataset
     from bdbnet.engine.checkpoint import load_trained_model
-    from bdbnet.engine.evaluator import evaluate_model
+    from bdbnet.engine.evaluator import AP_KEYS, evaluate_model
     from bdbnet.engine.runtime import resolve_device
-    from bdbnet.reporting import format_table
+    from bdbnet.reporting import AP_DEFINITIONS, format_table
 
     device = resolve_device(args.device)
     model, cfg = load_trained_model(args.checkpoint, device)
     cfg.eval.rerank = args.rerank
     cfg.eval.flip = args.flip
+    cfg.eval.ap_mode = args.ap_mode
+    cfg.eval.aqe, cfg.eval.aqe_k, cfg.eval.aqe_alpha = args.aqe, args.aqe_k, args.aqe_alpha
+    validate(cfg)
     cfg.train.amp = args.amp
     if args.batch_size:
         cfg.data.test_batch_size = args.batch_size
     cfg.data.workers = args.workers
     splits = build_dataset(args.dataset, args.root)
     report = evaluate_model(model, splits, cfg, device)
-    keys = list(report.metrics)
+    shown = report.headline()
     print(
-        format_table(["dataset", *keys], [[args.dataset] + [100 * report.metrics[k] for k in keys]])
+        format_table(
+            ["dataset", *map(report.label, shown)],
+            [[args.dataset] + [100 * v for v in shown.values()]],
+        )
     )
+    if report.ap_mode:
+        others = ", ".join(
+            f"{mode} {100 * report.metrics[key]:.1f}"
+            for mode, key in AP_KEYS.items()
+            if mode != report.ap_mode
+        )
+        print(f"AP: {AP_DEFINITIONS[report.ap_mode]}; other definitions: {others}")
     if args.json:
         payload = {
             "checkpoint": str(args.checkpoint),
             "dataset": args.dataset,
             "rerank": args.rerank,
             "flip": args.flip,
+            "aqe": args.aqe,
             **report.metrics,
         }
+        if report.ap_mode:
+            payload["ap_definition"] = AP_DEFINITIONS[report.ap_mode]
         if "cmc" in report.details:
             payload["cmc"] = report.details["cmc"]
             payload["num_valid_queries"] = report.details["num_valid_queries"]
@@ -205,7 +226,7 @@ def _evaluation_pictures(args: argparse.Namespace, report, splits) -> None:
             folder / "worst_queries.png",
             n=args.visualize,
         )
-        print(f"wrote {path} (the {args.visualize} queries with the lowest AP)")
+        print(f"wrote {path} (the {args.visualize} queries with the lowest AP, {result.ap_mode})")
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -459,6 +480,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True)
     p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
     p.add_argument("--flip", action="store_true", help="average with mirrored images")
+    p.add_argument(
+        "--ap-mode",
+        default="full",
+        choices=["full", "truncated", "trapezoid"],
+        help="AP reported as mAP: full ranked list (default), truncated (the official BDB "
+        "evaluator: cut at rank 50, divided by all positives) or trapezoid (Market-1501 MATLAB); "
+        "--json has all three",
+    )
+    p.add_argument(
+        "--aqe", action="store_true", help="alpha-query expansion (fast-reid's AQE) of both sets"
+    )
+    p.add_argument("--aqe-k", type=int, default=5, help="items averaged by --aqe, itself included")
+    p.add_argument("--aqe-alpha", type=float, default=3.0, help="--aqe weight exponent")
     p.add_argument("--json", default=None, help="also write the metrics to this file")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"])

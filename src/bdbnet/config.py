@@ -52,6 +52,7 @@ class DataConfig:
     erasing_prob: float = 0.5  # retrieval recipe
     resize: int = 256  # retrieval recipe: pad to square, resize, random crop to `width`
     test_resize: int = 256
+    test_pad_to_square: bool = True  # retrieval recipe; false for CARS196 (the official code)
     num_identities: int = 32  # P
     num_instances: int = 4  # K
     workers: int = 4
@@ -77,6 +78,7 @@ class OptimConfig:
     warmup_step: int = 5
     milestones: list[int] = field(default_factory=lambda: [200, 300])
     gamma: float = 0.1
+    nesterov: bool = False  # SGD only; the official code's SGD has none (momentum 0.9)
 
 
 @dataclass
@@ -106,6 +108,12 @@ class EvalConfig:
     rerank: bool = False
     max_rank: int = 50
     recall_ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    # AP reported as mAP: full | truncated (the official BDB evaluator: cut at max_rank, divided
+    # by all positives) | trapezoid (Market-1501 MATLAB); all three are always computed.
+    ap_mode: str = "full"
+    aqe: bool = False  # alpha-query expansion (fast-reid's AQE) of query and gallery features
+    aqe_k: int = 5
+    aqe_alpha: float = 3.0
 
 
 @dataclass
@@ -254,6 +262,7 @@ def validate(cfg: Config) -> None:
         "optim.optimizer": (cfg.optim.optimizer, ("adam", "adamw", "sgd")),
         "train.loss_scope": (cfg.train.loss_scope, ("global", "local")),
         "train.keep_best": (cfg.train.keep_best, ("none", "rank1", "mAP", "recall@1")),
+        "eval.ap_mode": (cfg.eval.ap_mode, ("full", "truncated", "trapezoid")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -265,3 +274,7 @@ def validate(cfg: Config) -> None:
         )
     if cfg.optim.warmup_epochs and cfg.optim.warmup_epochs % cfg.optim.warmup_step:
         raise ConfigError("optim.warmup_epochs must be a multiple of optim.warmup_step")
+    if cfg.eval.aqe_k < 1:
+        raise ConfigError(f"eval.aqe_k must be >= 1; got {cfg.eval.aqe_k}")
+    if cfg.eval.aqe_alpha < 0:
+        raise ConfigError(f"eval.aqe_alpha must be >= 0; got {cfg.eval.aqe_alpha}")

@@ -32,6 +32,13 @@ from bdbnet.reporting import format_table, metrics_row
 from bdbnet.visualization import draw_ranked_list, plot_training_curve, rank_gallery
 
 METRIC_KEYS = ("Rank-1", "Rank-5", "mAP", "mINP")
+
+
+def metric_headers(cfg: Config) -> list[str]:
+    """:data:`METRIC_KEYS` as table columns, mAP naming its AP definition."""
+    return [f"mAP ({cfg.eval.ap_mode})" if k == "mAP" else k for k in METRIC_KEYS]
+
+
 DEMO_DATA = dict(train_ids=150, test_ids=60, seed=0)
 
 
@@ -145,7 +152,7 @@ def run_demo(
         ),
         metrics_row(f"BDB, trained {cfg.optim.epochs} epochs", trained.metrics, METRIC_KEYS),
     ]
-    table = format_table(["synthetic test set (%)", *METRIC_KEYS], rows)
+    table = format_table(["synthetic test set (%)", *metric_headers(cfg)], rows)
     curve = output / "training_curve.png"
     try:
         plot_training_curve(output / "run" / "metrics.jsonl", curve, baseline=untrained.metrics)
@@ -212,12 +219,18 @@ def run_ablation(
                 results.setdefault(name, {}).setdefault(key, []).append(report[key])
             print(
                 f"{name}, seed {seed}: "
-                + "  ".join(f"{k} {100 * report[k]:.1f}" for k in METRIC_KEYS)
+                + "  ".join(
+                    f"{h} {100 * report[k]:.1f}" for k, h in zip(METRIC_KEYS, metric_headers(cfg))
+                )
             )
     rows = [[name] + [_mean_sd(results[name][k]) for k in METRIC_KEYS] for name in variants]
-    table = format_table([f"synthetic, {len(seeds)} seeds (%), mean ± sd", *METRIC_KEYS], rows)
+    final = demo_config(epochs, device, 0, list(overrides))
+    headers = metric_headers(final)
+    table = format_table([f"synthetic, {len(seeds)} seeds (%), mean ± sd", *headers], rows)
     (output / "ablation.json").write_text(
-        json.dumps({"seeds": list(seeds), "results": results}, indent=2)
+        json.dumps(
+            {"seeds": list(seeds), "ap_mode": final.eval.ap_mode, "results": results}, indent=2
+        )
     )
     (output / "ablation.md").write_text(table + "\n")
     print("\n" + table)

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+#: What each AP definition (``eval.ap_mode``) means, printed under every re-ID table.
+AP_DEFINITIONS = {
+    "full": "full = precision averaged over all positives of the whole ranked list",
+    "truncated": "truncated = ranked list cut at eval.max_rank (50), divided by all positives "
+    "(the official BDB evaluator)",
+    "trapezoid": "trapezoid = precision integrated over recall, trapezoid rule "
+    "(the Market-1501 MATLAB code)",
+}
+
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown-compatible table with columns padded to equal width."""

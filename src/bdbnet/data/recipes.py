@@ -21,7 +21,7 @@ def build_train_transform(cfg: DataConfig) -> v2.Compose:
 
 def build_test_transform(cfg: DataConfig) -> v2.Compose:
     if cfg.recipe == "retrieval":
-        return retrieval_test_transform(cfg.test_resize)
+        return retrieval_test_transform(cfg.test_resize, pad_to_square=cfg.test_pad_to_square)
     return reid_test_transform((cfg.height, cfg.width))
 
 
@@ -32,7 +32,7 @@ def preprocessing_info(cfg: DataConfig) -> dict:
 
     info = {"recipe": cfg.recipe, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     if cfg.recipe == "retrieval":
-        info.update(pad_to_square=True, resize=[cfg.test_resize, cfg.test_resize])
+        info.update(pad_to_square=cfg.test_pad_to_square, resize=[cfg.test_resize, cfg.test_resize])
     else:
         info.update(pad_to_square=False, resize=[cfg.height, cfg.width])
     return info

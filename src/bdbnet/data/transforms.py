@@ -2,11 +2,14 @@
 
 * re-ID: resize 384x128, horizontal flip, normalise, Cutout (p=0.5, 64x64, filled with 0 after
   normalisation, i.e. with the mean colour);
-* retrieval: pad to square, resize 256, random crop 224, flip, normalise, Random Erasing p=0.5.
+* retrieval: pad to square, resize 256, random crop 224, flip, normalise, Random Erasing p=0.5
+  (:class:`RandomErasing`: area 0.02-0.4, aspect ratio uniform in [0.3, 1/0.3], 100 attempts,
+  filled with 0).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -41,6 +44,65 @@ class Cutout:
 
     def __repr__(self) -> str:
         return f"Cutout(p={self.p}, size={self.size}, fill={self.fill})"
+
+
+class RandomErasing:
+    """Random Erasing (Zhong et al., 2017) with the official BDB retrieval parameters.
+
+    With probability ``p``, up to ``attempts`` times: draw an area fraction uniformly in
+    ``area`` and an aspect ratio (height / width) uniformly in ``ratio`` -- uniform in the ratio
+    itself, so about 77% of the rectangles are taller than wide --, round ``sqrt(a * r)`` and
+    ``sqrt(a / r)`` (times the image size) to the rectangle's height and width, and erase it at a
+    uniform position if both are strictly smaller than the image's; else try again. If every
+    attempt fails the image is returned unchanged. torchvision's ``RandomErasing`` cannot express
+    this (its aspect ratio is log-uniform, it gives up after 10 attempts), hence this class. Uses
+    torch's RNG, so seeding torch makes augmentation reproducible.
+    """
+
+    def __init__(
+        self,
+        p: float = 0.5,
+        area: tuple[float, float] = (0.02, 0.4),
+        ratio: tuple[float, float] = (0.3, 1 / 0.3),
+        attempts: int = 100,
+        fill: float = 0.0,
+    ) -> None:
+        if not (0 < area[0] <= area[1] and 0 < ratio[0] <= ratio[1] and attempts >= 1):
+            raise ValueError(f"invalid RandomErasing({area=}, {ratio=}, {attempts=})")
+        self.p, self.area, self.ratio, self.attempts, self.fill = p, area, ratio, attempts, fill
+
+    def get_params(self, height: int, width: int) -> tuple[int, int, int, int] | None:
+        """``(top, left, h, w)`` of the rectangle to erase in a ``height x width`` image, or
+        ``None`` when no attempt fits."""
+        (a0, a1), (r0, r1) = self.area, self.ratio
+        for _ in range(self.attempts):
+            u = torch.rand(2).tolist()
+            target = (a0 + (a1 - a0) * u[0]) * height * width
+            aspect = r0 + (r1 - r0) * u[1]
+            h = round(math.sqrt(target * aspect))
+            w = round(math.sqrt(target / aspect))
+            if h < height and w < width:
+                top = int(torch.randint(0, height - h + 1, ()).item())
+                left = int(torch.randint(0, width - w + 1, ()).item())
+                return top, left, h, w
+        return None
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()).item() >= self.p:
+            return img
+        box = self.get_params(*img.shape[-2:])
+        if box is None:
+            return img
+        top, left, h, w = box
+        img = img.clone()
+        img[..., top : top + h, left : left + w] = self.fill
+        return img
+
+    def __repr__(self) -> str:
+        return (
+            f"RandomErasing(p={self.p}, area={self.area}, ratio={self.ratio}, "
+            f"attempts={self.attempts}, fill={self.fill})"
+        )
 
 
 class PadToSquare:
@@ -107,7 +169,7 @@ def retrieval_train_transform(
         steps.append(v2.RandomHorizontalFlip())
     steps += _to_normalised_tensor(mean, std)
     if erasing_p > 0:
-        steps.append(v2.RandomErasing(p=erasing_p, value=0))
+        steps.append(RandomErasing(p=erasing_p))
     return v2.Compose(steps)
 
 
@@ -115,9 +177,10 @@ def retrieval_test_transform(
     resize: int = 256,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    pad_to_square: bool = True,
 ) -> v2.Compose:
-    """Pad to square and resize (256; 224 for Stanford Online Products)."""
-    return v2.Compose(
-        [PadToSquare(), v2.Resize((resize, resize), antialias=True)]
-        + _to_normalised_tensor(mean, std)
-    )
+    """Pad to square and resize (256; 224 for Stanford Online Products). CARS196 is resized
+    without padding (``pad_to_square=False``), as the official code does."""
+    steps: list = [PadToSquare()] if pad_to_square else []
+    steps.append(v2.Resize((resize, resize), antialias=True))
+    return v2.Compose(steps + _to_normalised_tensor(mean, std))

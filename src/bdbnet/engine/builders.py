@@ -50,7 +50,7 @@ def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimize
     if o.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
     return torch.optim.SGD(
-        params, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay, nesterov=True
+        params, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay, nesterov=o.nesterov
     )
 
 

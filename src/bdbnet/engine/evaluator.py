@@ -19,17 +19,38 @@ from bdbnet.engine.distributed import (
 )
 from bdbnet.engine.features import extract_features
 
+#: The AP definitions, each also reported as ``mAP_<mode>`` (bdbnet.evaluation.rank).
+AP_KEYS = {mode: f"mAP_{mode}" for mode in ("full", "truncated", "trapezoid")}
+
 
 @dataclass
 class EvalReport:
-    """Headline numbers of one evaluation (fractions in [0, 1])."""
+    """Headline numbers of one evaluation (fractions in [0, 1]).
+
+    Re-ID ``metrics`` also name the AP definition behind ``mAP`` (``"ap_mode"``, a string) and
+    carry all three definitions (``mAP_full``, ``mAP_truncated``, ``mAP_trapezoid``), so every
+    log line and JSON file built from them says which mAP it is.
+    """
 
     task: str
-    metrics: dict[str, float]
+    metrics: dict[str, Any]
     details: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def ap_mode(self) -> str | None:
+        return self.metrics.get("ap_mode")
+
+    def headline(self) -> dict[str, float]:
+        """The numbers to print: every float except the extra AP definitions."""
+        extra = set(AP_KEYS.values())
+        return {k: v for k, v in self.metrics.items() if isinstance(v, float) and k not in extra}
+
+    def label(self, key: str) -> str:
+        """Column name of ``key``: ``mAP`` with its AP definition, e.g. ``mAP (truncated)``."""
+        return f"mAP ({self.ap_mode})" if key == "mAP" and self.ap_mode else key
+
     def summary(self) -> str:
-        return "  ".join(f"{k} {100 * v:.1f}" for k, v in self.metrics.items())
+        return "  ".join(f"{self.label(k)} {100 * v:.1f}" for k, v in self.headline().items())
 
 
 def evaluate_model(
@@ -81,6 +102,7 @@ def score(
     """Metrics of extracted features under the dataset's protocol (CMC/mAP/mINP or Recall@K)."""
     from bdbnet.evaluation import evaluate_features, recall_at_k
 
+    query, gallery = _expand(query, gallery, cfg)
     if splits.task == "retrieval":
         labels = torch.tensor([r.pid for r in splits.query])
         g_labels = None if gallery is None else torch.tensor([r.pid for r in splits.gallery])
@@ -96,13 +118,16 @@ def score(
         metric=cfg.eval.metric,
         rerank=cfg.eval.rerank,
         max_rank=cfg.eval.max_rank,
+        ap_mode=cfg.eval.ap_mode,
     )
-    metrics = {
+    metrics: dict[str, Any] = {
         "mAP": float(result.mAP),
         "Rank-1": float(result.cmc[0]),
         "Rank-5": float(result.cmc[min(4, len(result.cmc) - 1)]),
         "Rank-10": float(result.cmc[min(9, len(result.cmc) - 1)]),
         "mINP": float(result.mINP),
+        "ap_mode": result.ap_mode,
+        **{key: float(result.map_by_mode[mode]) for mode, key in AP_KEYS.items()},
     }
     details = {
         "cmc": [float(x) for x in result.cmc],
@@ -112,3 +137,12 @@ def score(
         "rank_results": result,  # per-query ap / first_match_rank, e.g. for failure pictures
     }
     return EvalReport("reid", metrics, details)
+
+
+def _expand(query: torch.Tensor, gallery: torch.Tensor | None, cfg: Config):
+    """α-query expansion of both feature sets when ``eval.aqe`` asks for it."""
+    if not cfg.eval.aqe:
+        return query, gallery
+    from bdbnet.evaluation.query_expansion import alpha_query_expansion
+
+    return alpha_query_expansion(query, gallery, cfg.eval.aqe_k, cfg.eval.aqe_alpha)

@@ -7,6 +7,7 @@ full N x N matrix, and breaks distance ties by gallery index so results are dete
 """
 
 from bdbnet.evaluation.distance import as_tensor, iter_pairwise_distance, pairwise_distance
+from bdbnet.evaluation.query_expansion import alpha_query_expansion
 from bdbnet.evaluation.rank import (
     AP_MODES,
     PROTOCOLS,
@@ -26,6 +27,7 @@ __all__ = [
     "AP_MODES",
     "PROTOCOLS",
     "RankResults",
+    "alpha_query_expansion",
     "as_tensor",
     "evaluate_features",
     "evaluate_rank",

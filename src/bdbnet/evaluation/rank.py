@@ -24,14 +24,21 @@ compared across codebases:
 
 ``"full"`` (default)
     Non-interpolated AP over the whole ranked list: the mean over positives of the precision at
-    each positive (torchreid, fast-reid, the official BDB code's ``mAP``).
+    each positive (torchreid's and fast-reid's ``mAP``; also the official BDB code's unused
+    NumPy ``eval_func``).
 ``"trapezoid"``
     The Market-1501 authors' MATLAB ``compute_AP``: precision integrated over recall with the
     trapezoid rule, ``sum_i (1/n) * (i/r_i + (i-1)/(r_i-1)) / 2`` (the second term is 1 when
     ``r_i = 1``).
 ``"truncated"``
-    Only positives within the first ``max_rank`` positions contribute, divided by the number of
-    all positives (what the official BDB evaluation's truncated lists give).
+    The official BDB evaluator's ``mAP`` (``eval_func_gpu`` in its ``trainers/evaluator.py``,
+    hence every mAP in its README): each ranked list, after the same-identity same-camera items
+    are removed, is cut at ``max_rank`` (50) and the precisions at the positives within the cut
+    are summed and divided by the number of *all* positives of the query. It is never above
+    ``"full"``, and equal to it when every positive ranks within the cut.
+
+All three are computed in the same pass (``RankResults.map_by_mode``); ``ap_mode`` only picks
+the one reported as ``mAP``.
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ def plot_training_curve(
 ) -> Path:
     """Loss per epoch (left) and Rank-1 / mAP per evaluation (right) as a PNG.
 
-    ``baseline`` (e.g. the untrained network's metrics) is drawn as dashed lines at epoch 0.
+    ``baseline`` (e.g. the untrained network's metrics) is drawn as dashed lines at epoch 0. The
+    mAP legend names its AP definition (the evaluations' ``ap_mode``), e.g. ``mAP (full)``.
     """
     plt = _pyplot()
     records = read_metrics(metrics_file)
@@ -43,13 +44,15 @@ def plot_training_curve(
             ax_loss.plot(xs, [r[key] for r in epochs], lw=1, label=key)
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="Loss")
     ax_loss.legend(fontsize=7)
+    modes = sorted({str(r["ap_mode"]) for r in evals if "ap_mode" in r})
+    names = {"Rank-1": "Rank-1", "mAP": f"mAP ({', '.join(modes)})" if modes else "mAP"}
     for key, colour in (("Rank-1", "tab:blue"), ("mAP", "tab:orange")):
         xs = [0] if baseline else []
         ys = [100 * baseline[key]] if baseline else []
         xs += [r["epoch"] for r in evals if key in r]
         ys += [100 * r[key] for r in evals if key in r]
         if xs:
-            ax_acc.plot(xs, ys, "-o", ms=3, color=colour, label=key)
+            ax_acc.plot(xs, ys, "-o", ms=3, color=colour, label=names[key])
         if baseline:
             ax_acc.axhline(100 * baseline[key], ls="--", lw=0.8, color=colour)
     ax_acc.set(xlabel="epoch (0 = untrained)", ylabel="%", title="Evaluation", ylim=(0, 100))
