@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from bdbnet.data.image_dataset import read_image
+from bdbnet.data.images import read_image
 from bdbnet.data.records import ImageRecord
 
 GREEN, RED, GREY = (40, 180, 60), (220, 40, 40), (160, 160, 160)
