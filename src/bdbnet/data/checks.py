@@ -16,7 +16,7 @@ from bdbnet.data.images import read_image
 from bdbnet.data.records import DatasetSplits, ImageRecord
 from bdbnet.errors import DataError, ImageError
 
-__all__ = ["check_images", "check_splits", "unreadable_summary"]
+__all__ = ["check_images", "check_splits", "report_unreadable", "unreadable_summary"]
 
 
 def _problem(path: str) -> str | None:
@@ -58,9 +58,11 @@ def check_splits(
     names: Sequence[str] = ("train", "query", "gallery"),
     workers: int | None = None,
     progress: bool = True,
+    open_images: bool = True,
 ) -> None:
-    """Raise when a split in ``names`` is empty (:class:`~bdbnet.errors.DataError`) or holds an
-    unreadable image (:class:`~bdbnet.errors.ImageError`, listing them)."""
+    """Raise when a split in ``names`` is empty (:class:`~bdbnet.errors.DataError`) or, with
+    ``open_images``, holds an unreadable image (:class:`~bdbnet.errors.ImageError`, listing
+    them)."""
     where = f"{splits.name} at {splits.root}"
     records: list[ImageRecord] = []
     for name in names:
@@ -72,9 +74,27 @@ def check_splits(
                 f"(bdbnet datasets {splits.name} --root {splits.root})"
             )
         records.extend(split)
+    if not open_images:
+        return
     bad = check_images((r.path for r in records), workers, progress)
     if bad:
         raise ImageError(
             f"{len(bad)} image(s) of {where} cannot be read: {unreadable_summary(bad)}. Remove "
             "or replace them (or pass --skip-image-check to fail at the first one instead)"
         )
+
+
+def report_unreadable(splits: DatasetSplits) -> None:
+    """``bdbnet datasets NAME --root DIR``: open every image, print the unreadable ones and
+    raise :class:`~bdbnet.errors.ImageError` if there are any."""
+    records = [*splits.train, *splits.query, *splits.gallery]
+    bad = check_images((r.path for r in records), desc="open images")
+    total = len({r.path for r in records})
+    for path, reason in bad:
+        print(f"unreadable: {path} ({reason})")
+    if bad:
+        raise ImageError(
+            f"{len(bad)} of the {total} images of {splits.name} at {splits.root} cannot be "
+            "read (listed above); remove or replace them"
+        )
+    print(f"all {total} images open")
