@@ -313,3 +313,18 @@ def test_a_16bit_gallery_image_is_not_white(env, tmp_path):
     from bdbnet.data.images import read_image
 
     assert np.asarray(read_image(path)).mean() == pytest.approx(grey.mean(), abs=0.01)
+
+
+def test_an_error_from_a_data_loader_worker_prints_its_own_line(monkeypatch, capsys):
+    from bdbnet.errors import ImageError
+
+    def worker_failure(args):
+        raise ImageError(
+            "Caught UnreadableImageError in DataLoader worker process 0.\nOriginal Traceback "
+            '(most recent call last):\n  File "x.py", line 1\n'
+            "bdbnet.data.images.UnreadableImageError: cannot read image x.jpg: truncated"
+        )
+
+    monkeypatch.setattr(cli, "cmd_datasets", worker_failure)
+    code, _, err = run(["datasets"], capsys)
+    assert code == 2 and err == "bdbnet datasets: error: cannot read image x.jpg: truncated\n"

@@ -581,7 +581,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except BDBNetError as err:
-        message, _, detail = str(err).partition("\n")
+        text = str(err)
+        if "Original Traceback" in text:  # re-raised from a DataLoader worker: its last line
+            text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+        message, _, detail = text.partition("\n")
         print(f"bdbnet {args.command}: error: {message}", file=sys.stderr)
         if detail.strip():  # e.g. a dataset's expected layout, after the one-line message
             print(detail.rstrip(), file=sys.stderr)
