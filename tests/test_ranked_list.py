@@ -188,3 +188,32 @@ def test_draw_worst_queries_applies_the_protocol_exclusions(people, tmp_path):
     assert canvas.size == (3 * 72 + 10, 150)
     assert canvas.getpixel((72 + 10 + 1, 1)) == GREEN
     assert canvas.getpixel((2 * 72 + 10 + 1, 1)) == RED
+
+
+def test_worst_query_pictures_rank_as_scored_with_rerank():
+    """``evaluate --rerank --visualize``: the drawn ranking is the re-ranked one that was scored
+    (the first true match is where the metrics put it), not the plain-distance ranking."""
+    import numpy as np
+    import torch
+
+    from bdbnet.data.records import ImageRecord
+    from bdbnet.evaluation import evaluate_features
+    from bdbnet.visualization import scored_rankings
+
+    gen = torch.Generator().manual_seed(0)
+    q, g = torch.randn(12, 6, generator=gen), torch.randn(40, 6, generator=gen)
+    q_pid, g_pid = torch.arange(12) % 4, torch.arange(40) % 4
+    q_cam, g_cam = torch.zeros(12, dtype=torch.long), torch.ones(40, dtype=torch.long)
+    query = [ImageRecord(f"q{i}", int(p), 0) for i, p in enumerate(q_pid)]
+    gallery = [ImageRecord(f"g{i}", int(p), 1) for i, p in enumerate(g_pid)]
+    picks = list(range(12))
+    differ = False
+    for rerank in (False, True):
+        result = evaluate_features(q, g, q_pid, g_pid, q_cam, g_cam, rerank=rerank, max_rank=40)
+        ranked = scored_rankings(q, g, query, gallery, picks, topk=40, rerank=rerank)
+        first = [1 + next(r for r, j in enumerate(row) if gallery[j].pid == query[i].pid)
+                 for i, row in zip(picks, ranked)]  # fmt: skip
+        assert first == result.first_match_rank.tolist()
+        differ |= rerank and ranked != scored_rankings(q, g, query, gallery, picks, topk=40)
+    assert differ  # the two rankings do differ on this data
+    assert np.all(np.asarray(first) >= 1)

@@ -13,16 +13,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bdbnet import __version__
+from bdbnet.cli_support import (
+    CLIError,
+    bounded_float,
+    check_index_output,
+    int_at_least,
+    parse_args,
+    require_readable,
+)
 
-
-class CLIError(Exception):
-    """A user error: printed without a traceback, exit status 2."""
+__all__ = ["CLIError", "build_parser", "main"]
 
 
 # ---------------------------------------------------------------------------------- handlers
 def cmd_demo(args: argparse.Namespace) -> int:
     from bdbnet.demo import VARIANTS, run_ablation, run_demo
+    from bdbnet.outputs import ensure_output_dir
 
+    ensure_output_dir(args.output)
     overrides = [f"train.amp={args.amp}"]
     if args.ablation:
         variants = tuple(VARIANTS) if args.all_variants else tuple(list(VARIANTS)[:2])
@@ -44,7 +52,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from bdbnet.data.synthetic import generate_synthetic_reid
+    from bdbnet.outputs import ensure_output_dir
 
+    ensure_output_dir(args.root, "dataset folder")
     summary = generate_synthetic_reid(
         args.root,
         train_ids=args.train_ids,
@@ -88,6 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         for note in notes:
             say(note)
         splits = build_dataset(cfg.data.dataset, cfg.data.root)
+        on_main(ctx, lambda: _check_run(args, cfg, splits, output))
         trainer = Trainer.from_config(cfg, splits, output, resume=resume, ctx=ctx)
         if ctx.distributed:
             say(f"distributed: {ctx.world_size} processes on {ctx.device.type}")
@@ -102,6 +113,44 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         shutdown(ctx)
     return 0
+
+
+def _check_run(args: argparse.Namespace, cfg, splits, output: Path) -> None:
+    """What a training run checks before its first step: a writable run folder, enough
+    identities for P, every image readable (unless --skip-image-check)."""
+    from bdbnet.data.checks import check_splits
+    from bdbnet.outputs import ensure_output_dir
+
+    ensure_output_dir(output, "run folder")
+    if splits.num_train_pids < cfg.data.num_identities:
+        raise CLIError(
+            f"data.num_identities={cfg.data.num_identities} but the train split of "
+            f"{splits.root} has only {splits.num_train_pids} identities; lower "
+            "data.num_identities (P of the P x K batch)"
+        )
+    check_splits(
+        splits,
+        ("train", "query", "gallery"),
+        open_images=not args.skip_image_check,
+        progress=cfg.train.progress,
+    )
+
+
+def on_main(ctx, check) -> None:
+    """Run ``check`` on rank 0 only (opening every image once, not once per process) and
+    raise its user error on every rank, so all processes stop together."""
+    from bdbnet.engine.distributed import broadcast_object
+    from bdbnet.errors import BDBNetError
+
+    problem = None
+    if ctx.is_main:
+        try:
+            check()
+        except BDBNetError as err:
+            problem = err
+    problem = broadcast_object(problem, ctx)
+    if problem is not None:
+        raise problem
 
 
 def _silent(*args: object, **kwargs: object) -> None:
@@ -146,11 +195,17 @@ def default_preset(dataset: str) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from bdbnet.config import validate
     from bdbnet.data import build_dataset
+    from bdbnet.data.checks import check_splits
     from bdbnet.engine.checkpoint import load_trained_model
     from bdbnet.engine.evaluator import AP_KEYS, evaluate_model
     from bdbnet.engine.runtime import resolve_device
+    from bdbnet.outputs import ensure_output_dir, ensure_output_file
     from bdbnet.reporting import AP_DEFINITIONS, format_table
 
+    if args.json:
+        ensure_output_file(args.json, what="--json file")
+    if args.plots or args.visualize:
+        ensure_output_dir(args.plots or "evaluation_plots", "--plots folder")
     device = resolve_device(args.device)
     model, cfg = load_trained_model(args.checkpoint, device)
     cfg.eval.rerank = args.rerank
@@ -163,6 +218,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         cfg.data.test_batch_size = args.batch_size
     cfg.data.workers = args.workers
     splits = build_dataset(args.dataset, args.root)
+    names = ("query",) if splits.gallery is splits.query else ("query", "gallery")
+    check_splits(splits, names, open_images=not args.skip_image_check)
     report = evaluate_model(model, splits, cfg, device)
     shown = report.headline()
     print(
@@ -195,11 +252,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(payload, indent=2))
         print(f"wrote {args.json}")
     if args.plots or args.visualize:
-        _evaluation_pictures(args, report, splits)
+        _evaluation_pictures(args, report, splits, cfg.eval.metric)
     return 0
 
 
-def _evaluation_pictures(args: argparse.Namespace, report, splits) -> None:
+def _evaluation_pictures(args: argparse.Namespace, report, splits, metric: str) -> None:
     """``evaluate --plots DIR`` (CMC curve) and ``--visualize N`` (the N worst queries)."""
     from bdbnet.visualization import draw_worst_queries, plot_cmc
 
@@ -225,6 +282,8 @@ def _evaluation_pictures(args: argparse.Namespace, report, splits) -> None:
             result.first_match_rank,
             folder / "worst_queries.png",
             n=args.visualize,
+            metric=metric,
+            rerank=args.rerank,
         )
         print(f"wrote {path} (the {args.visualize} queries with the lowest AP, {result.ap_mode})")
 
@@ -260,6 +319,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         print(f"warning: {line}")
     if not problems and dataset.expected_stats:
         print("counts match the published statistics")
+    if not args.skip_image_check:
+        from bdbnet.data.checks import report_unreadable
+
+        report_unreadable(dataset.splits)
     return 0
 
 
@@ -276,7 +339,7 @@ def _extractor(args: argparse.Namespace):
     )
 
 
-def _extract_paths(extractor, inputs: Sequence[str]):
+def _extract_paths(extractor, inputs: Sequence[str], what: str = "input"):
     """Features of image files/dirs, unreadable files skipped and reported on stderr."""
     import warnings
 
@@ -290,18 +353,20 @@ def _extract_paths(extractor, inputs: Sequence[str]):
         extraction = extractor.extract(paths, skip_unreadable=True)
     for path, reason in extraction.skipped:
         print(f"warning: skipped unreadable image {path} ({reason})", file=sys.stderr)
+    require_readable(extraction, what, inputs)
     return extraction
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from bdbnet.inference import GalleryIndex
 
+    check_index_output(args.output)
     extractor = _extractor(args)
     extraction = _extract_paths(extractor, args.images)
     index = GalleryIndex.from_extraction(extraction, extractor.identity)
     try:
         path = index.save(args.output)
-    except (ImportError, ValueError) as err:
+    except ImportError as err:
         raise CLIError(str(err)) from err
     print(
         f"wrote {len(index)} features ({index.dim}-d) to {path}"
@@ -313,19 +378,24 @@ def cmd_extract(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from bdbnet.data.records import ImageRecord
     from bdbnet.inference import GalleryIndex, IndexMismatchError, labels_from_paths
+    from bdbnet.outputs import ensure_output_file
     from bdbnet.visualization import draw_ranked_list
 
+    if args.save_index:
+        check_index_output(args.save_index)
+    if args.picture:
+        ensure_output_file(args.picture, what="--picture file")
     extractor = _extractor(args)
     if len(args.gallery) == 1 and GalleryIndex.is_index_file(args.gallery[0]):
         index = GalleryIndex.load(args.gallery[0])
         print(f"gallery index {args.gallery[0]}: {len(index)} images")
     else:
         index = GalleryIndex.from_extraction(
-            _extract_paths(extractor, args.gallery), extractor.identity
+            _extract_paths(extractor, args.gallery, "gallery"), extractor.identity
         )
         if args.save_index:
             print(f"saved the gallery index to {index.save(args.save_index)}")
-    query = _extract_paths(extractor, args.query)
+    query = _extract_paths(extractor, args.query, "query")
     try:
         result = index.search(
             query.features,
@@ -369,10 +439,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:
-    from bdbnet.data.image_dataset import UnreadableImageError, read_image
+    from bdbnet.data.images import UnreadableImageError, read_image
     from bdbnet.inference import list_images
+    from bdbnet.outputs import ensure_output_dir
     from bdbnet.visualization import draw_activation_maps
 
+    ensure_output_dir(args.output)
     extractor = _extractor(args)
     images, names = [], []
     for path in list_images(args.images):
@@ -397,12 +469,14 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from bdbnet.inference.export import export_checkpoint, read_export_metadata
+    from bdbnet.outputs import ensure_output_file
 
     size = None
     if args.height or args.width:
         if not (args.height and args.width):
             raise CLIError("give both --height and --width (or neither)")
         size = (args.height, args.width)
+    ensure_output_file(args.output, (".onnx",) if args.format == "onnx" else None)
     try:
         path = export_checkpoint(args.checkpoint, args.output, args.format, size, args.opset)
         meta = read_export_metadata(path)
@@ -416,6 +490,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------- parser
+POSITIVE = int_at_least(1)
+
+
+def _image_check_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--skip-image-check",
+        action="store_true",
+        help="do not open every image of the splits before starting (a bad file then fails "
+        "the run when it is reached)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bdbnet", description="Batch DropBlock Network for re-ID and metric learning."
@@ -425,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="synthesize data, train BDB, evaluate, plot (CPU, minutes)")
     p.add_argument("--output", default="demo_output", help="folder for data, run and pictures")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (preset: 5)")
+    p.add_argument("--epochs", type=POSITIVE, default=None, help="training epochs (preset: 5)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument(
         "--amp",
@@ -444,16 +530,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --ablation: also no-drop and per-sample DropBlock",
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int_at_least(0), nargs="+", default=[0, 1, 2])
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("synth", help="write the synthetic re-ID dataset (Market-1501 layout)")
     p.add_argument("--root", required=True)
-    p.add_argument("--train-ids", type=int, default=200)
-    p.add_argument("--test-ids", type=int, default=200)
-    p.add_argument("--cameras", type=int, default=6)
-    p.add_argument("--occlusion", type=float, default=0.3, help="probability of an occluder")
+    p.add_argument("--train-ids", type=POSITIVE, default=200)
+    p.add_argument("--test-ids", type=POSITIVE, default=200)
+    p.add_argument("--cameras", type=POSITIVE, default=6)
+    p.add_argument(
+        "--occlusion", type=bounded_float(0, 1), default=0.3, help="probability of an occluder"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.set_defaults(func=cmd_synth)
@@ -466,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="run folder (default runs/<dataset>)")
     p.add_argument("--resume", action="store_true", help="continue from <output>/last.pt")
     p.add_argument("--device", default=None)
+    _image_check_option(p)
     p.add_argument(
         "overrides",
         nargs="*",
@@ -496,11 +585,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the metrics to this file")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"])
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--batch-size", type=POSITIVE, default=None)
+    p.add_argument("--workers", type=int_at_least(0), default=2)
+    _image_check_option(p)
     p.add_argument(
         "--visualize",
-        type=int,
+        type=int_at_least(0),
         default=0,
         metavar="N",
         help="draw the ranked lists of the N worst queries (lowest AP) into --plots",
@@ -513,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list datasets; with NAME --root: validate a copy")
     p.add_argument("name", nargs="?")
     p.add_argument("--root", default=None)
+    p.add_argument(
+        "--skip-image-check", action="store_true", help="count the files without opening them"
+    )
     p.set_defaults(func=cmd_datasets)
     _add_inference_parsers(sub)
     return parser
@@ -521,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="our .pt or an official .pth.tar")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=POSITIVE, default=32)
     p.add_argument("--flip", action="store_true", help="average with mirrored images")
     p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"])
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -545,7 +638,7 @@ def _add_inference_parsers(sub) -> None:
         "--gallery", required=True, nargs="+", help="image folders/files, or one saved index"
     )
     p.add_argument("--query", required=True, nargs="+", help="query images or folders")
-    p.add_argument("--topk", type=int, default=10)
+    p.add_argument("--topk", type=POSITIVE, default=10)
     p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
     p.add_argument(
         "--backend",
@@ -567,31 +660,39 @@ def _add_inference_parsers(sub) -> None:
     p.add_argument("--checkpoint", required=True, help="our .pt or an official .pth.tar")
     p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     p.add_argument("--output", required=True)
-    p.add_argument("--height", type=int, default=None, help="input height (default: recipe's)")
-    p.add_argument("--width", type=int, default=None, help="input width (default: recipe's)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    p.add_argument(
+        "--height",
+        type=POSITIVE,
+        default=None,
+        help="input height, a multiple of 16 (default: the recipe's)",
+    )
+    p.add_argument(
+        "--width",
+        type=POSITIVE,
+        default=None,
+        help="input width, a multiple of 16 (default: the recipe's)",
+    )
+    p.add_argument("--opset", type=int_at_least(7), default=17, help="ONNX opset")
     p.set_defaults(func=cmd_export)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from bdbnet.config import ConfigError
-    from bdbnet.data import DatasetLayoutError
-    from bdbnet.models import CheckpointError, PretrainedWeightsError
+    """Run one command. User errors (:class:`~bdbnet.errors.BDBNetError`) print one line and
+    return 2; anything else is a bug and keeps its traceback."""
+    parser = build_parser()
+    args = parse_args(parser, argv)
+    from bdbnet.errors import BDBNetError
 
     try:
         return args.func(args)
-    except (
-        CLIError,
-        ConfigError,
-        DatasetLayoutError,
-        CheckpointError,
-        PretrainedWeightsError,
-        FileNotFoundError,
-        KeyError,
-    ) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+    except BDBNetError as err:
+        text = str(err)
+        if "Original Traceback" in text:  # re-raised from a DataLoader worker: its last line
+            text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+        message, _, detail = text.partition("\n")
         print(f"bdbnet {args.command}: error: {message}", file=sys.stderr)
+        if detail.strip():  # e.g. a dataset's expected layout, after the one-line message
+            print(detail.rstrip(), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted (a training run continues with --resume)", file=sys.stderr)

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -267,6 +268,57 @@ def validate(cfg: Config) -> None:
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
+    # Numeric ranges: key -> (lowest, highest, lowest excluded); None = unbounded. Every number
+    # must also be finite; lists are checked item by item and None (e.g. soft margin) is skipped.
+    ranges: dict[str, tuple[float | None, float | None, bool]] = {
+        "model.last_stride": (1, 2, False),
+        "model.drop_height_ratio": (0, 1, False),
+        "model.drop_width_ratio": (0, 1, False),
+        "model.global_dim": (1, None, False),
+        "model.drop_dim": (1, None, False),
+        "data.height": (16, None, False),
+        "data.width": (16, None, False),
+        "data.cutout_prob": (0, 1, False),
+        "data.cutout_size": (0, None, False),
+        "data.erasing_prob": (0, 1, False),
+        "data.resize": (1, None, False),
+        "data.test_resize": (1, None, False),
+        "data.num_identities": (2, None, False),  # the triplet loss needs negatives
+        "data.num_instances": (1, None, False),
+        "data.workers": (0, None, False),
+        "data.test_batch_size": (1, None, False),
+        "loss.triplet_margin": (0, None, False),
+        "loss.label_smoothing": (0, 1, False),
+        "loss.triplet_weight": (0, None, False),
+        "loss.softmax_weight": (0, None, False),
+        "optim.lr": (0, None, True),
+        "optim.weight_decay": (0, None, False),
+        "optim.epochs": (1, None, False),
+        "optim.warmup_epochs": (0, None, False),
+        "optim.warmup_step": (1, None, False),
+        "optim.milestones": (1, None, False),
+        "optim.gamma": (0, None, True),
+        "train.eval_every": (0, None, False),
+        "train.checkpoint_every": (1, None, False),
+        "train.keep_checkpoints": (1, None, False),
+        "train.log_every": (1, None, False),
+        "train.replicas": (1, None, False),
+        "eval.max_rank": (1, None, False),
+        "eval.recall_ks": (1, None, False),
+    }
+    for key, (low, high, open_low) in ranges.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                continue
+            below = low is not None and (item <= low if open_low else item < low)
+            if not math.isfinite(item) or below or (high is not None and item > high):
+                bounds = [f"{'>' if open_low else '>='} {low}" if low is not None else ""]
+                bounds += [f"<= {high}" if high is not None else ""]
+                kind = "an integer" if isinstance(item, int) else "a finite number"
+                expected = f"{kind} {' and '.join(b for b in bounds if b)}".strip()
+                raise ConfigError(f"{key} must be {expected}; got {value!r}")
     if cfg.data.height % 16 or cfg.data.width % 16:
         raise ConfigError(
             f"input size {cfg.data.height}x{cfg.data.width} must be divisible by 16 "

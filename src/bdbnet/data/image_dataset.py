@@ -6,24 +6,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
+from bdbnet.data.images import UnreadableImageError, read_image
 from bdbnet.data.records import ImageRecord
-from bdbnet.errors import ImageError
 
-
-class UnreadableImageError(ImageError):
-    """An image file could not be opened or decoded."""
-
-
-def read_image(path: str) -> Image.Image:
-    """Open an image as RGB, naming the file when it cannot be read."""
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (OSError, UnidentifiedImageError) as err:
-        raise UnreadableImageError(f"cannot read image {path}: {err}") from err
+__all__ = ["ImageDataset", "UnreadableImageError", "read_image"]  # the reader: bdbnet.data.images
 
 
 class ImageDataset(Dataset):

@@ -14,6 +14,16 @@ from collections.abc import Callable
 from os import PathLike
 from typing import Any, TypeVar
 
+from bdbnet.errors import ConfigError
+
+
+class UnknownDatasetError(ConfigError, KeyError):
+    """No dataset is registered under that name (a ``KeyError`` too, for older callers)."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
 _REGISTRY: dict[str, type] = {}
 
 T = TypeVar("T", bound=type)
@@ -43,7 +53,8 @@ def get_dataset_class(name: str) -> type:
     _import_builtin()
     key = name.lower()
     if key not in _REGISTRY:
-        raise KeyError(f"unknown dataset {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+        available = ", ".join(sorted(_REGISTRY))
+        raise UnknownDatasetError(f"unknown dataset {name!r}; available: {available}")
     return _REGISTRY[key]
 
 

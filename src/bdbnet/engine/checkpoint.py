@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from bdbnet.engine.guard import non_finite_tensors
-from bdbnet.errors import TrainingError
-from bdbnet.models.official import CheckpointError, safe_torch_load
+from bdbnet.errors import OutputError, TrainingError
+from bdbnet.models.official import CheckpointError, load_weights, safe_torch_load
 
 FORMAT = "bdbnet-checkpoint"
 VERSION = 1
@@ -41,20 +41,34 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     """``torch.save`` to ``path`` via a temporary file and ``os.replace``: a reader sees the
     old file or the new one, never a half-written one. The file gets the usual permissions
     (0666 less the umask, like the run's other files), and temporaries of earlier writes that
-    were killed are removed first."""
+    were killed are removed first.
+
+    A failed write (disk full, read-only folder) raises :class:`~bdbnet.errors.OutputError`
+    naming ``path``; the previous file at ``path`` is left as it was and the temporary removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch reports ENOSPC as "RuntimeError: [enforce fail"
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise OutputError(
+            f"cannot write {path} ({reason}): is the disk full or the folder read-only? "
+            f"{'The previous ' + path.name + ' is kept.' if path.exists() else ''}".rstrip()
+        ) from err
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
@@ -109,8 +123,21 @@ def load_trained_model(
         cfg = load_config("market1501")
     else:
         state = load_checkpoint(path)
+        missing = [k for k in ("config", "model", "model_kwargs", "num_classes") if k not in state]
+        if missing:
+            raise CheckpointError(
+                f"{path}: incomplete bdbnet checkpoint, no {', '.join(missing)} entry; "
+                "write it again with bdbnet train"
+            )
         cfg = apply_dict(Config(), state["config"], f"{path} (config)")
         name = state.get("model_name", "bdb")  # checkpoints before the registry: BDB
-        model = create_model(name, state["num_classes"], pretrained=None, **state["model_kwargs"])
-        model.load_state_dict(state["model"])
+        try:
+            model = create_model(
+                name, state["num_classes"], pretrained=None, **state["model_kwargs"]
+            )
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(
+                f"{path}: model_kwargs do not describe a {name!r} model ({err})"
+            ) from err
+        load_weights(model, state["model"], path)
     return model.to(device).eval(), cfg

@@ -18,7 +18,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``"auto"`` picks CUDA when available; an explicit ``cuda`` without a GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise DeviceError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {name!r} requested but CUDA is not available; use --device cpu")
     return device

@@ -23,8 +23,15 @@ from typing import Any
 import torch
 
 from bdbnet import __version__
+from bdbnet.errors import ConfigError
 
-__all__ = ["EXPORT_FORMATS", "export_checkpoint", "export_metadata", "read_export_metadata"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "check_input_size",
+    "export_checkpoint",
+    "export_metadata",
+    "read_export_metadata",
+]
 
 EXPORT_FORMATS = ("onnx", "torchscript")
 EXTRA_FILE = "bdbnet.json"
@@ -90,6 +97,16 @@ def _export_torchscript(
         torch.jit.save(traced, str(output), _extra_files={EXTRA_FILE: json.dumps(meta)})
 
 
+def check_input_size(height: int, width: int, what: str = "input size") -> None:
+    """The rule training applies (:func:`bdbnet.config.validate`): the network's total stride
+    is 16 with last stride 1, so other sizes give maps that do not tile the input."""
+    if height < 16 or width < 16 or height % 16 or width % 16:
+        raise ConfigError(
+            f"{what} {height}x{width} must be multiples of 16 (the network's total stride with "
+            "last stride 1), as in training; e.g. 384x128"
+        )
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -99,8 +116,10 @@ def export_checkpoint(
 ) -> Path:
     """Export ``checkpoint`` (ours or an official ``*.pth.tar``) to ``output``.
 
-    ``input_size`` (height, width) defaults to the checkpoint's test size; the traced example
-    has batch 2 and the exported batch axis is dynamic. Returns ``output``.
+    ``input_size`` (height, width) defaults to the checkpoint's test size; like training, it
+    must be multiples of 16. The traced example has batch 2 and the exported batch axis is
+    dynamic. The metadata's ``preprocess.resize`` is always the graph's input size, so a
+    deployment that follows it feeds the graph what it expects. Returns ``output``.
     """
     from bdbnet.data.recipes import preprocessing_info
     from bdbnet.engine.checkpoint import load_trained_model
@@ -112,7 +131,9 @@ def export_checkpoint(
     preprocess = preprocessing_info(cfg.data)
     if input_size is None:
         input_size = tuple(int(v) for v in preprocess["resize"])  # type: ignore[assignment]
-    h, w = input_size
+    h, w = (int(v) for v in input_size)
+    check_input_size(h, w, "export input size")
+    preprocess = {**preprocess, "resize": [h, w]}  # the graph's size, whatever the recipe's
     meta = export_metadata(
         preprocess,
         int(model.feature_dim),

@@ -17,7 +17,7 @@ gives the same feature:
 Arrays and tensors of dtype uint8 are taken in ``[0, 255]``, floating ones in ``[0, 1]``
 (quantised to 8 bits, as an image file would be). Channels are RGB.
 
-Unreadable files: calling the extractor raises :class:`~bdbnet.data.image_dataset.
+Unreadable files: calling the extractor raises :class:`~bdbnet.data.images.
 UnreadableImageError` naming the file; :meth:`FeatureExtractor.extract` with
 ``skip_unreadable=True`` instead skips them and returns the kept and the skipped paths, so the
 rows of the feature matrix always map exactly onto the returned paths.
@@ -38,7 +38,8 @@ import torch
 from PIL import Image
 
 from bdbnet.data.datasets.base import IMAGE_EXTENSIONS
-from bdbnet.data.image_dataset import UnreadableImageError, read_image
+from bdbnet.data.images import UnreadableImageError, read_image, to_rgb
+from bdbnet.errors import DataError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -101,7 +102,8 @@ def list_images(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     Directories contribute their files with an image suffix (:data:`IMAGE_EXTENSIONS`,
     case-insensitive), recursively and sorted; files named explicitly are kept whatever their
     suffix (so that an unreadable one is reported rather than ignored). A missing path raises
-    :class:`FileNotFoundError`.
+    :class:`~bdbnet.errors.DataError`; broken symbolic links inside directories are skipped
+    with a warning that names them.
     """
     if isinstance(inputs, str | os.PathLike):
         inputs = [inputs]
@@ -109,14 +111,18 @@ def list_images(inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(
-                str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
-            )
-            out.extend(found)
-        elif p.exists():
-            out.append(str(p))
+            candidates = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+            out.extend(str(f) for f in candidates if f.is_file())
+            broken = [str(f) for f in candidates if f.is_symlink() and not f.exists()]
+            if broken:
+                shown = ", ".join(broken[:3]) + (f" and {len(broken) - 3} more" * (len(broken) > 3))
+                warnings.warn(
+                    f"skipping {len(broken)} broken symbolic link(s): {shown}", stacklevel=2
+                )
+        elif p.exists() or p.is_symlink():
+            out.append(str(p))  # a broken link named explicitly is reported as unreadable
         else:
-            raise FileNotFoundError(f"no such image or directory: {p}")
+            raise DataError(f"no such image or directory: {p}")
     return out
 
 
@@ -132,14 +138,14 @@ def _array_to_pil(arr: np.ndarray) -> Image.Image:
         return Image.fromarray(np.ascontiguousarray(arr), "L").convert("RGB")
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         img = Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.shape[2] == 3 else "RGBA")
-        return img.convert("RGB")
+        return to_rgb(img)
     raise ValueError(f"an image array must be HxW or HxWxC with C in 1, 3, 4; got {arr.shape}")
 
 
 def to_pil(image: Image.Image | np.ndarray | torch.Tensor) -> Image.Image:
     """One in-memory image (PIL, ``HxWxC`` array or ``CxHxW`` tensor) as an RGB PIL image."""
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
+        return to_rgb(image)
     if isinstance(image, torch.Tensor):
         t = image.detach().cpu()
         if t.dim() == 2:
@@ -231,7 +237,7 @@ class FeatureExtractor:
             sha256=file_sha256(self.checkpoint),
             feature_dim=int(self.model.feature_dim),
             flip=flip,
-            checkpoint=self.checkpoint.name,
+            checkpoint=str(self.checkpoint.resolve()),
             preprocess=self.preprocess,
         )
 

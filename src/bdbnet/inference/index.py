@@ -15,12 +15,15 @@ File formats, chosen by the suffix:
     the same arrays plus ``metadata`` (UTF-8 JSON as uint8); loads without pickle.
 ``.npy``
     the feature matrix alone, next to ``<stem>.paths.txt`` (one path per line, row order) and
-    ``<stem>.json`` (the description, including the skipped files and labels).
+    ``<stem>.json`` (the description, including the skipped files and labels, and the SHA-256
+    of the two other files, so that files of two saves are never paired).
+
+Every format is written atomically and checked when loaded (see
+:mod:`bdbnet.inference.index_files`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,20 +33,34 @@ from typing import Any
 import numpy as np
 import torch
 
+from bdbnet.errors import BDBNetError
 from bdbnet.evaluation.distance import ArrayLike, Metric, as_tensor
 from bdbnet.inference.extractor import Extraction, ModelIdentity
+from bdbnet.inference.index_files import (
+    SUFFIXES,
+    IndexFileError,
+    IndexOutputError,
+    read_index_file,
+    write_index_file,
+)
 from bdbnet.inference.search import SearchResult, search
 
-__all__ = ["FORMAT", "GalleryIndex", "IndexMismatchError", "labels_from_paths"]
+__all__ = [
+    "FORMAT",
+    "GalleryIndex",
+    "IndexFileError",
+    "IndexMismatchError",
+    "IndexOutputError",
+    "labels_from_paths",
+]
 
 FORMAT = "bdbnet-gallery-index"
 VERSION = 1
-SUFFIXES = (".safetensors", ".npz", ".npy")
 
 _MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
 
 
-class IndexMismatchError(ValueError):
+class IndexMismatchError(BDBNetError, ValueError):
     """Query features do not come from the model the index was built with."""
 
 
@@ -64,7 +81,7 @@ def labels_from_paths(paths: list[str]) -> tuple[torch.Tensor, torch.Tensor] | N
 def _encode_lines(lines: list[str]) -> np.ndarray:
     for line in lines:
         if "\n" in line:
-            raise ValueError(f"paths with a newline cannot be stored: {line!r}")
+            raise IndexOutputError(f"paths with a newline cannot be stored: {line!r}")
     return np.frombuffer("\n".join(lines).encode("utf-8"), dtype=np.uint8).copy()
 
 
@@ -72,7 +89,7 @@ def _decode_lines(arr: np.ndarray | torch.Tensor, n: int) -> list[str]:
     raw = np.asarray(arr, dtype=np.uint8).tobytes().decode("utf-8")
     lines = raw.split("\n") if n else []
     if len(lines) != n:
-        raise ValueError(f"index is corrupt: {len(lines)} paths for {n} features")
+        raise ValueError(f"{len(lines)} paths for {n} features")
     return lines
 
 
@@ -187,38 +204,12 @@ class GalleryIndex:
         return arrays
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the index; the format follows the suffix (``.safetensors``, ``.npz``,
-        ``.npy``), see the module documentation. Returns the main file's path."""
+        """Write the index atomically; the format follows the suffix (``.safetensors``,
+        ``.npz``, ``.npy``), see the module documentation. Returns the main file's path."""
         path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in SUFFIXES:
-            raise ValueError(f"index files end in {', '.join(SUFFIXES)}; got {path.name}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        desc = self._description()
-        if suffix == ".safetensors":
-            try:
-                from safetensors.numpy import save_file
-            except ImportError as err:
-                raise ImportError(
-                    "writing .safetensors needs safetensors: pip install 'bdbnet[safetensors]' "
-                    "(or write .npz / .npy)"
-                ) from err
-            save_file(self._arrays(), str(path), metadata={"bdbnet": json.dumps(desc)})
-        elif suffix == ".npz":
-            meta = np.frombuffer(json.dumps(desc).encode("utf-8"), dtype=np.uint8)
-            with open(path, "wb") as f:
-                np.savez(f, metadata=meta, **self._arrays())
-        else:
-            np.save(path, self.features.detach().cpu().contiguous().numpy())
-            stem = path.with_suffix("")
-            Path(f"{stem}.paths.txt").write_text(
-                "".join(p + "\n" for p in self.paths), encoding="utf-8"
-            )
-            if self.pids is not None:
-                desc["pids"] = self.pids.tolist()
-            if self.camids is not None:
-                desc["camids"] = self.camids.tolist()
-            Path(f"{stem}.json").write_text(json.dumps(desc, indent=1))
+        if path.suffix.lower() not in SUFFIXES:
+            raise IndexOutputError(f"index files end in {', '.join(SUFFIXES)}; got {path.name}")
+        write_index_file(path, self._arrays(), self._description(), self.paths)
         return path
 
     @staticmethod
@@ -228,58 +219,50 @@ class GalleryIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> GalleryIndex:
-        """Read an index written by :meth:`save` (or by ``bdbnet extract``)."""
+        """Read an index written by :meth:`save` (or by ``bdbnet extract``), checking every
+        shape; a missing, corrupt or inconsistent file raises :class:`IndexFileError` naming it.
+        """
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"gallery index not found: {path}")
-        suffix = path.suffix.lower()
-        if suffix == ".safetensors":
-            try:
-                from safetensors import safe_open
-            except ImportError as err:
-                raise ImportError(
-                    "reading .safetensors needs safetensors: pip install 'bdbnet[safetensors]'"
-                ) from err
-            with safe_open(str(path), framework="np") as f:
-                meta = f.metadata() or {}
-                arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-            if "bdbnet" not in meta:
-                raise ValueError(f"{path}: not a bdbnet gallery index (no 'bdbnet' metadata)")
-            desc = json.loads(meta["bdbnet"])
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-            if "metadata" not in arrays:
-                raise ValueError(f"{path}: not a bdbnet gallery index (no metadata)")
-            desc = json.loads(arrays.pop("metadata").tobytes().decode("utf-8"))
-        elif suffix == ".npy":
-            stem = path.with_suffix("")
-            paths_file, json_file = Path(f"{stem}.paths.txt"), Path(f"{stem}.json")
-            for needed in (paths_file, json_file):
-                if not needed.is_file():
-                    raise FileNotFoundError(f"{path}: the index needs {needed} next to it")
-            desc = json.loads(json_file.read_text())
-            features = np.load(path, allow_pickle=False)
-            lines = paths_file.read_text(encoding="utf-8").splitlines()
-            arrays = {"features": features}
-            for key in ("pids", "camids"):
-                if desc.get(key) is not None:
-                    arrays[key] = np.asarray(desc[key], dtype=np.int64)
-        else:
-            raise ValueError(f"index files end in {', '.join(SUFFIXES)}; got {path.name}")
-        if desc.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a bdbnet gallery index")
-        if desc.get("version", 0) > VERSION:
-            raise ValueError(f"{path}: index version {desc['version']} is newer than bdbnet's")
-        features = torch.from_numpy(np.ascontiguousarray(arrays["features"]))
+        arrays, desc, lines = read_index_file(path)
+        if not isinstance(desc, dict) or desc.get("format") != FORMAT:
+            raise IndexFileError(f"{path}: not a bdbnet gallery index")
+        if not isinstance(desc.get("version", 0), int) or desc.get("version", 0) > VERSION:
+            raise IndexFileError(
+                f"{path}: index version {desc.get('version')!r} is newer than this bdbnet's "
+                f"({VERSION}); upgrade bdbnet"
+            )
+        features = np.asarray(arrays["features"])
+        if features.ndim != 2 or features.dtype.kind != "f":
+            raise IndexFileError(
+                f"{path}: the features must be a 2-D float matrix; found {features.dtype} "
+                f"{features.shape}; rebuild it with bdbnet extract"
+            )
         n = int(features.shape[0])
-        paths = lines if suffix == ".npy" else _decode_lines(arrays["paths"], n)
-        model = desc.get("model")
-        return cls(
-            features,
-            paths,
-            ModelIdentity.from_dict(model) if model else None,
-            pids=torch.from_numpy(np.asarray(arrays["pids"])) if "pids" in arrays else None,
-            camids=torch.from_numpy(np.asarray(arrays["camids"])) if "camids" in arrays else None,
-            skipped=list(desc.get("skipped", [])),
-        )
+        for key, value in (("num_items", n), ("dim", int(features.shape[1]))):
+            if key in desc and desc[key] != value:
+                raise IndexFileError(
+                    f"{path}: the description says {key} = {desc[key]!r} but the features are "
+                    f"{features.shape}; the file is damaged: rebuild it with bdbnet extract"
+                )
+        try:
+            paths = lines if lines is not None else _decode_lines(arrays["paths"], n)
+            labels = {}
+            for key in ("pids", "camids"):
+                if key in arrays:
+                    value = np.asarray(arrays[key])
+                    if value.dtype.kind not in "iu":
+                        raise ValueError(f"{key} must be integers, found {value.dtype}")
+                    labels[key] = torch.from_numpy(value.astype(np.int64).reshape(-1))
+            model = desc.get("model")
+            return cls(
+                torch.from_numpy(np.ascontiguousarray(features)),
+                paths,
+                ModelIdentity.from_dict(model) if model else None,
+                pids=labels.get("pids"),
+                camids=labels.get("camids"),
+                skipped=list(desc.get("skipped", [])),
+            )
+        except (ValueError, TypeError, UnicodeDecodeError) as err:
+            raise IndexFileError(
+                f"{path}: inconsistent gallery index ({err}); rebuild it with bdbnet extract"
+            ) from err

@@ -7,6 +7,7 @@ experiments on small hardware (the CPU demo), not for reproducing the paper.
 from __future__ import annotations
 
 import os
+import pickle
 from collections import OrderedDict
 from pathlib import Path
 
@@ -37,7 +38,16 @@ ARCHITECTURES = {
 
 
 class PretrainedWeightsError(CheckpointError):
-    """ImageNet weights are neither cached nor downloadable."""
+    """ImageNet weights are neither cached nor downloadable, or a ``model.pretrained`` file
+    cannot be used."""
+
+
+class WeightsFileNotFoundError(PretrainedWeightsError, FileNotFoundError):
+    """The ``model.pretrained`` file does not exist."""
+
+
+class WeightsFileError(PretrainedWeightsError, ValueError):
+    """The ``model.pretrained`` file is unreadable or not a state dict of the backbone."""
 
 
 def _architecture(arch: str) -> tuple:
@@ -63,17 +73,30 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        raise WeightsFileNotFoundError(
+            f"weights file not found: {path} (model.pretrained: a file, 'imagenet' or null)"
+        )
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import SafetensorError
+            from safetensors.torch import load_file
 
-        return load_file(str(path))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                return load_file(str(path))
+            except SafetensorError as err:
+                raise ValueError(str(err)) from err
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise WeightsFileError(
+            f"{path}: not a readable weights file ({reason}); model.pretrained must name a "
+            "state dict saved with torch.save (.pth) or a .safetensors file"
+        ) from err
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict):
-        raise ValueError(f"{path} does not contain a state dict (found {type(obj).__name__})")
+        raise WeightsFileError(f"{path} does not contain a state dict (found {type(obj).__name__})")
     return obj
 
 
@@ -117,10 +140,17 @@ def build_resnet(
             else load_state_dict_file(pretrained)
         )
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        missing, unexpected = net.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = net.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # shape mismatches
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            raise WeightsFileError(
+                f"{pretrained}: not a torchvision {_display(arch)} state dict "
+                f"({'; '.join(lines[1:3]) or lines[0]})"
+            ) from err
         missing = [k for k in missing if not k.startswith("fc.")]
         if missing or unexpected:
-            raise ValueError(
+            raise WeightsFileError(
                 f"{pretrained}: not a torchvision {_display(arch)} state dict "
                 f"(missing {missing[:3]}..., unexpected {list(unexpected)[:3]}...)"
             )

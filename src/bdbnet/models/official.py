@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,33 @@ OFFICIAL_TO_OURS: dict[str, str] = {
 }
 
 
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint or weights file does not exist (or is a broken link)."""
+
+
+_UNPICKLER_DETAIL = re.compile(
+    r"(Trying to load unsupported GLOBAL[^\n]*|Unsupported global[^\n]*|Unsupported operand"
+    r"[^\n]*|Unsupported class[^\n]*)"
+)
+
+
+def _refusal(path: Path, err: pickle.UnpicklingError) -> CheckpointError:
+    """Tell a pickle that wanted to import code apart from a file that is simply not a
+    checkpoint (torch says "could run code" for both)."""
+    found = _UNPICKLER_DETAIL.search(str(err))
+    detail = found.group(1).strip() if found else str(err).splitlines()[0]
+    if "global" in detail.lower() or "class" in detail.lower():
+        return CheckpointError(
+            f"{path}: refused to load: the file contains Python objects other than tensors and "
+            f"plain containers, which could run code when unpickled ({detail}). Load only "
+            "checkpoints written by bdbnet or the official BDB code"
+        )
+    return CheckpointError(
+        f"{path}: not a PyTorch checkpoint (corrupt, truncated or another kind of file: "
+        f"{detail}); give a checkpoint written by bdbnet train or an official .pth.tar"
+    )
+
+
 def safe_torch_load(path: str | os.PathLike[str]) -> Any:
     """``torch.load`` with ``weights_only=True`` and an error that names the file.
 
@@ -41,16 +69,31 @@ def safe_torch_load(path: str | os.PathLike[str]) -> Any:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise CheckpointNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        raise _refusal(path, err) from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else f"{type(err).__name__}: empty file?"
         raise CheckpointError(
-            f"{path}: refused to load: the file contains Python objects other than tensors and "
-            f"plain containers, which could run code when unpickled ({str(err).splitlines()[0]})"
+            f"{path}: not a readable PyTorch checkpoint ({reason}); it may be truncated or "
+            "corrupt: copy or write it again"
         ) from err
-    except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from err
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, Any], path: Any) -> None:
+    """``model.load_state_dict(state)`` with shape or key mismatches reported as a
+    :class:`CheckpointError` naming ``path`` (torch raises a long ``RuntimeError``)."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = "; ".join(lines[1:4]) or lines[0] if lines else type(err).__name__
+        raise CheckpointError(
+            f"{path}: the weights do not fit the model its config describes ({detail}); the "
+            "file was written by another model or edited"
+        ) from err
 
 
 def _rename(key: str, table: dict[str, str]) -> str | None:
@@ -101,12 +144,22 @@ def load_official_checkpoint(path: str | os.PathLike[str], **model_kwargs: Any) 
     state = convert_official_state_dict(state)
     if "drop_classifier.weight" not in state or "global_classifier.weight" not in state:
         raise CheckpointError(f"{path}: missing the classifiers (softmax / global_softmax)")
+    if not isinstance(state["drop_classifier.weight"], torch.Tensor):
+        raise CheckpointError(f"{path}: softmax.weight is not a tensor")
     num_classes = state["drop_classifier.weight"].shape[0]
     model = create_model("bdb", num_classes=num_classes, pretrained=None, **model_kwargs)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and getattr(state[k], "shape", None) != v.shape
+    ]
+    if missing or unexpected or wrong:
         raise CheckpointError(
             f"{path}: does not match the BDB architecture (missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]})"
+            f"unexpected {unexpected[:5]}, wrong shapes {wrong[:5]})"
         )
+    load_weights(model, state, path)
     return model.eval()

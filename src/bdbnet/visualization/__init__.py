@@ -7,6 +7,7 @@ from bdbnet.visualization.ranked_list import (
     draw_ranked_list,
     draw_worst_queries,
     rank_gallery,
+    scored_rankings,
     worst_queries,
 )
 
@@ -18,5 +19,6 @@ __all__ = [
     "plot_cmc",
     "plot_training_curve",
     "rank_gallery",
+    "scored_rankings",
     "worst_queries",
 ]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from bdbnet.data.image_dataset import read_image
+from bdbnet.data.images import read_image
 from bdbnet.data.records import ImageRecord
 
 GREEN, RED, GREY = (40, 180, 60), (220, 40, 40), (160, 160, 160)
@@ -86,6 +86,45 @@ def worst_queries(ap: np.ndarray, first_match_rank: np.ndarray, n: int) -> list[
     return valid[order][:n].tolist()
 
 
+def scored_rankings(
+    query_features: torch.Tensor,
+    gallery_features: torch.Tensor,
+    query: Sequence[ImageRecord],
+    gallery: Sequence[ImageRecord],
+    picks: Sequence[int],
+    topk: int = 10,
+    metric: str = "euclidean",
+    rerank: bool = False,
+) -> list[list[int]]:
+    """The top-``topk`` gallery indices of the queries ``picks`` *as the evaluation scored
+    them*: the same distances (``metric``; k-reciprocal re-ranked over all queries with the
+    evaluation's defaults when ``rerank``), the same exclusions (same identity and camera,
+    junk pid -1) and the same tie order (gallery index)."""
+    from bdbnet.evaluation import as_tensor, iter_re_ranking_features, pairwise_distance
+
+    qf, gf = as_tensor(query_features).float(), as_tensor(gallery_features).float()
+    if rerank:  # re-ranking uses every query's neighbours: compute all rows, keep the picks
+        wanted, rows = set(picks), {}
+        for start, _, block in iter_re_ranking_features(qf, gf, metric=metric):
+            block = as_tensor(block).float().cpu()
+            for offset in range(block.shape[0]):
+                if start + offset in wanted:
+                    rows[start + offset] = block[offset]
+        dist = torch.stack([rows[i] for i in picks])
+    else:
+        dist = pairwise_distance(qf[list(picks)], gf, metric).float().cpu()
+    q_pid = torch.tensor([query[i].pid for i in picks])
+    q_cam = torch.tensor([query[i].camid for i in picks])
+    g_pid = torch.tensor([r.pid for r in gallery])
+    g_cam = torch.tensor([r.camid for r in gallery])
+    exclude = ((q_pid[:, None] == g_pid[None]) & (q_cam[:, None] == g_cam[None])) | (
+        g_pid[None] == -1
+    )
+    order = torch.sort(dist.masked_fill(exclude, float("inf")), dim=1, stable=True).indices
+    available = (~exclude).sum(dim=1)
+    return [row[: min(topk, int(n))].tolist() for row, n in zip(order, available)]
+
+
 def draw_worst_queries(
     query_features: torch.Tensor,
     gallery_features: torch.Tensor,
@@ -96,20 +135,17 @@ def draw_worst_queries(
     output: str | os.PathLike[str],
     n: int = 10,
     topk: int = 10,
+    metric: str = "euclidean",
+    rerank: bool = False,
 ) -> Path:
     """The ranked lists of the ``n`` worst queries of an evaluation (see
-    :func:`worst_queries`), with the evaluation's exclusions: gallery items of the query's
-    identity seen by the same camera and junk (pid -1) are left out, as they were scored."""
+    :func:`worst_queries`), drawn as they were scored (:func:`scored_rankings`: pass the
+    evaluation's ``metric`` and ``rerank``)."""
     picks = worst_queries(ap, first_match_rank, n)
     if not picks:
         raise ValueError("no valid query to draw")
-    q_pid = torch.tensor([query[i].pid for i in picks])
-    q_cam = torch.tensor([query[i].camid for i in picks])
-    g_pid = torch.tensor([r.pid for r in gallery])
-    g_cam = torch.tensor([r.camid for r in gallery])
-    exclude = ((q_pid[:, None] == g_pid[None]) & (q_cam[:, None] == g_cam[None])) | (
-        g_pid[None] == -1
+    top = scored_rankings(
+        query_features, gallery_features, query, gallery, picks, topk, metric, rerank
     )
-    top = rank_gallery(query_features[picks], gallery_features, topk=topk, exclude=exclude)
-    ranked = [[gallery[j] for j in row] for row in top.tolist()]
+    ranked = [[gallery[j] for j in row] for row in top]
     return draw_ranked_list([query[i] for i in picks], ranked, output)

@@ -99,25 +99,39 @@ def _exists(root: Path, entry: str) -> bool:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files of a folder (sorted, non-recursive); stray non-image files are skipped with a
-    warning so that e.g. a ``Thumbs.db`` does not abort loading."""
-    images, stray = [], []
+    """Image files of a folder (sorted, non-recursive); stray non-image files and broken (or
+    self-looping) symbolic links are skipped with a warning naming them, so that e.g. a
+    ``Thumbs.db`` does not abort loading and nothing disappears silently."""
+    images, stray, broken = [], [], []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if is_broken_link(entry):
+            broken.append(Path(entry.path))
+            continue
         if not entry.is_file():
             continue
         (images if entry.name.lower().endswith(IMAGE_EXTENSIONS) else stray).append(
             Path(entry.path)
         )
-    _warn_stray(stray)
+    _warn_skipped(stray, "non-image file(s)")
+    _warn_skipped(broken, "broken symbolic link(s)")
     return images
 
 
+def _warn_skipped(skipped: Iterable[Path], what: str) -> None:
+    skipped = list(skipped)
+    if skipped:
+        shown = ", ".join(str(p) for p in skipped[:3])
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        warnings.warn(f"skipping {len(skipped)} {what}: {shown}{more}", stacklevel=3)
+
+
 def _warn_stray(stray: Iterable[Path]) -> None:
-    stray = list(stray)
-    if stray:
-        shown = ", ".join(str(p) for p in stray[:3])
-        more = f" and {len(stray) - 3} more" if len(stray) > 3 else ""
-        warnings.warn(f"skipping {len(stray)} non-image file(s): {shown}{more}", stacklevel=3)
+    _warn_skipped(stray, "non-image file(s)")
+
+
+def is_broken_link(entry: os.DirEntry) -> bool:
+    """A symbolic link whose target is missing or loops back on itself."""
+    return entry.is_symlink() and not os.path.exists(entry.path)
 
 
 # ------------------------------------------------------------------------ list-file datasets

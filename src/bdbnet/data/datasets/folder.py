@@ -11,7 +11,9 @@ from bdbnet.data.datasets.base import (
     IMAGE_EXTENSIONS,
     DatasetLayoutError,
     ReIDDataset,
+    _warn_skipped,
     _warn_stray,
+    is_broken_link,
     list_images,
 )
 from bdbnet.data.records import DatasetSplits, ImageRecord, relabel
@@ -92,15 +94,18 @@ class ImageFolderReID(ReIDDataset):
 
     def scan(self, folder: Path) -> list[tuple[str, Path]]:
         """``(identity folder name, image path)`` for every image, sorted."""
-        items, loose_images, stray = [], [], []
+        items, loose_images, stray, broken = [], [], [], []
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-            if entry.is_dir():
+            if is_broken_link(entry):
+                broken.append(Path(entry.path))
+            elif entry.is_dir():
                 items += [(entry.name, path) for path in list_images(Path(entry.path))]
             elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
                 loose_images.append(entry.path)
             else:
                 stray.append(Path(entry.path))
         _warn_stray(stray)
+        _warn_skipped(broken, "broken symbolic link(s)")
         if loose_images:
             raise DatasetLayoutError(
                 f"{self.name}: {loose_images[0]} is not inside an identity folder; expected "

@@ -1,0 +1,100 @@
+"""Open every image of a dataset before any work starts, so a bad file fails in seconds.
+
+``bdbnet datasets NAME --root DIR`` lists the unreadable files; ``bdbnet train`` and ``bdbnet
+evaluate`` refuse to start while any image of the splits they use cannot be read (their
+``--skip-image-check`` flag skips this). Images are decoded with the one reader
+(:func:`bdbnet.data.images.read_image`) in a thread pool: PIL releases the GIL while decoding.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from bdbnet.data.images import read_image
+from bdbnet.data.records import DatasetSplits, ImageRecord
+from bdbnet.errors import DataError, ImageError
+
+__all__ = ["check_images", "check_splits", "report_unreadable", "unreadable_summary"]
+
+
+def _problem(path: str) -> str | None:
+    try:
+        read_image(path)
+    except ImageError as err:
+        return str(err.__cause__ or err)
+    return None
+
+
+def check_images(
+    paths: Iterable[str], workers: int | None = None, progress: bool = True, desc: str = "check"
+) -> list[tuple[str, str]]:
+    """``(path, reason)`` for every file of ``paths`` that cannot be decoded, in input order.
+
+    Each distinct path is opened once, by ``workers`` threads (default: up to 8).
+    """
+    from tqdm.auto import tqdm
+
+    unique = list(dict.fromkeys(str(p) for p in paths))
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = pool.map(_problem, unique, chunksize=16)
+        reasons = list(
+            tqdm(results, total=len(unique), desc=desc, unit="img", disable=not progress)
+        )
+    return [(p, r) for p, r in zip(unique, reasons) if r is not None]
+
+
+def unreadable_summary(bad: Sequence[tuple[str, str]], shown: int = 5) -> str:
+    """One line naming the first ``shown`` unreadable files and their reasons."""
+    head = "; ".join(f"{path} ({reason})" for path, reason in bad[:shown])
+    more = f"; and {len(bad) - shown} more" if len(bad) > shown else ""
+    return head + more
+
+
+def check_splits(
+    splits: DatasetSplits,
+    names: Sequence[str] = ("train", "query", "gallery"),
+    workers: int | None = None,
+    progress: bool = True,
+    open_images: bool = True,
+) -> None:
+    """Raise when a split in ``names`` is empty (:class:`~bdbnet.errors.DataError`) or, with
+    ``open_images``, holds an unreadable image (:class:`~bdbnet.errors.ImageError`, listing
+    them)."""
+    where = f"{splits.name} at {splits.root}"
+    records: list[ImageRecord] = []
+    for name in names:
+        split = getattr(splits, name)
+        if not split:
+            raise DataError(
+                f"the {name} split of {where} is empty: nothing to "
+                f"{'train on' if name == 'train' else 'evaluate'}; check the dataset folder "
+                f"(bdbnet datasets {splits.name} --root {splits.root})"
+            )
+        records.extend(split)
+    if not open_images:
+        return
+    bad = check_images((r.path for r in records), workers, progress)
+    if bad:
+        raise ImageError(
+            f"{len(bad)} image(s) of {where} cannot be read: {unreadable_summary(bad)}. Remove "
+            "or replace them (or pass --skip-image-check to fail at the first one instead)"
+        )
+
+
+def report_unreadable(splits: DatasetSplits) -> None:
+    """``bdbnet datasets NAME --root DIR``: open every image, print the unreadable ones and
+    raise :class:`~bdbnet.errors.ImageError` if there are any."""
+    records = [*splits.train, *splits.query, *splits.gallery]
+    bad = check_images((r.path for r in records), desc="open images")
+    total = len({r.path for r in records})
+    for path, reason in bad:
+        print(f"unreadable: {path} ({reason})")
+    if bad:
+        raise ImageError(
+            f"{len(bad)} of the {total} images of {splits.name} at {splits.root} cannot be "
+            "read (listed above); remove or replace them"
+        )
+    print(f"all {total} images open")
