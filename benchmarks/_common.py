@@ -26,6 +26,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags(names: tuple[str, ...] = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")) -> str:
+    """Which of the vector-instruction flags that change torch's kernels this CPU has."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return " ".join(n for n in names if n in have) or "none of " + ", ".join(names)
+    except OSError:
+        pass
+    return "unknown"
+
+
 def ram_gib() -> float:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

@@ -8,26 +8,13 @@ from bdbnet.data import build_dataset
 from bdbnet.data.records import DatasetSplits
 from bdbnet.engine import trainer as trainer_module
 from bdbnet.engine.checkpoint import load_checkpoint
-from bdbnet.engine.trainer import Trainer, train_step
+from bdbnet.engine.trainer import Trainer
 from bdbnet.errors import DataError
-from bdbnet.losses import BDBLoss
-from bdbnet.models import BDBNet
 
 
 def train_only(splits: DatasetSplits) -> DatasetSplits:
     """The training split alone, so these tests do not depend on the evaluation suite."""
     return DatasetSplits(splits.name, splits.root, splits.train, [], [])
-
-
-def test_train_step_reduces_the_loss_on_a_fixed_batch():
-    torch.manual_seed(0)
-    model = BDBNet(4, pretrained=None).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = torch.randn(8, 3, 32, 16), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    first = train_step(model, x, y, BDBLoss(), opt).total.item()
-    for _ in range(5):
-        last = train_step(model, x, y, BDBLoss(), opt).total.item()
-    assert last < first
 
 
 def test_resume_after_a_kill_gives_identical_weights(tiny_synthetic, tmp_path, monkeypatch):
