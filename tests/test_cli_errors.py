@@ -15,9 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from bdbnet import cli
 from bdbnet.cli import build_parser, main
-from bdbnet.cli_support import parse_args
+from bdbnet.cli import datasets as datasets_command
+from bdbnet.cli.support import parse_args
 from bdbnet.engine.checkpoint import atomic_save
 from bdbnet.errors import OutputError
 
@@ -256,7 +256,7 @@ def test_bugs_keep_their_traceback(monkeypatch, bug):
     def broken(args):
         raise bug
 
-    monkeypatch.setattr(cli, "cmd_datasets", broken)
+    monkeypatch.setattr(datasets_command, "run", broken)
     with pytest.raises(type(bug)):
         main(["datasets"])
 
@@ -325,6 +325,6 @@ def test_an_error_from_a_data_loader_worker_prints_its_own_line(monkeypatch, cap
             "bdbnet.data.images.UnreadableImageError: cannot read image x.jpg: truncated"
         )
 
-    monkeypatch.setattr(cli, "cmd_datasets", worker_failure)
+    monkeypatch.setattr(datasets_command, "run", worker_failure)
     code, _, err = run(["datasets"], capsys)
     assert code == 2 and err == "bdbnet datasets: error: cannot read image x.jpg: truncated\n"
