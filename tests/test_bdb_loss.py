@@ -59,3 +59,19 @@ def test_gradients_flow_to_both_branches():
         t.requires_grad_(True)
     BDBLoss()(out, labels).total.backward()
     assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in out.features.values())
+
+
+def test_injected_loss_modules_replace_the_defaults():
+    out, labels = make_output()
+    hinge = BatchHardTripletLoss(margin=0.3)
+    injected = BDBLoss(triplet=hinge, softmax=LabelSmoothingCrossEntropy(0.0))
+    assert injected.triplet is hinge
+    expected = BDBLoss(triplet_margin=0.3, label_smoothing=0.0)(out, labels).as_floats()
+    assert injected(out, labels).as_floats() == expected
+
+    class Zero(torch.nn.Module):
+        def forward(self, x, y):
+            return x.sum() * 0
+
+    terms = BDBLoss(triplet=Zero())(out, labels).as_floats()
+    assert terms["global/triplet"] == 0.0 and terms["global/softmax"] > 0

@@ -100,7 +100,6 @@ def test_every_dataset_has_its_own_preset(name):
 
 def test_synthetic_and_user_datasets_fall_back_to_their_task_recipe():
     assert default_preset("synthetic") == "market1501"
-    registry._import_builtin()
     saved = dict(registry._REGISTRY)
     try:
 

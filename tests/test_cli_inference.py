@@ -89,8 +89,10 @@ def test_extract_skips_unreadable_images_and_keeps_the_mapping(
     assert float(first[1]) < 5e-3 * scale < 0.1 * scale < float(second[1])
     assert lines[2].endswith("same id") and len(lines) == 6
     with Image.open(picture) as img:
-        # query + 3 results; cells of 128 x 64 (the 32 x 16 input's aspect) + borders
-        assert img.size == (4 * 72 + 10, 150)
+        # query + 3 results; cells of 128 x 64 (the 32 x 16 input's aspect) + borders, at
+        # least 330 px wide for the legend; title 22 + image 136 + rank, distance and the
+        # wrapped name 3 x 12 + 4 + legend 22
+        assert img.size == (330, 22 + 136 + 40 + 22)
     assert picture.stat().st_size > 1000
 
 
@@ -137,7 +139,9 @@ def test_visualize_writes_activation_maps(tiny_checkpoint, person_images, tmp_pa
                 *person_images[:2],
                 "--output",
                 str(tmp_path / "viz"),
-                *MODEL,
+                *MODEL[:2],
+                "--batch-size",
+                "1",
             ]
         )
         == 0
@@ -196,7 +200,7 @@ def test_evaluate_writes_cmc_and_worst_queries(tiny_checkpoint, tiny_synthetic, 
     for name in ("cmc.png", "worst_queries.png"):
         assert (plots / name).stat().st_size > 1000
     with Image.open(plots / "worst_queries.png") as img:
-        assert img.size[1] == 3 * 150  # three rows: the three worst queries
+        assert img.size[1] == 22 + 3 * (136 + 40) + 22  # title, three rows (the worst), legend
 
 
 def test_evaluate_names_the_ap_definition_and_writes_all_three(

@@ -21,7 +21,6 @@ def test_register_dataset_example(tmp_path, capsys):
         "train a.jpg 10 0\ntrain b.jpg 12 1\nquery q.jpg 3 0\ngallery g.jpg 3 1\n"
     )
     code = _register_example().replace('root="/data"', f"root={str(tmp_path)!r}")
-    registry._import_builtin()
     saved = dict(registry._REGISTRY)
     try:
         namespace: dict = {}

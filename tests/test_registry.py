@@ -17,7 +17,6 @@ from bdbnet.data.datasets import Market1501, SyntheticReID
 def clean_registry():
     """Restore the registry to its state before the test (built-ins imported first, so that a
     first import during the test cannot leave them out)."""
-    registry._import_builtin()
     saved = dict(registry._REGISTRY)
     yield registry._REGISTRY
     registry._REGISTRY.clear()

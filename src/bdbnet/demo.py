@@ -112,7 +112,15 @@ def write_ranked_list(report: EvalReport, splits: DatasetSplits, path: Path, row
     exclude = (q_pid[:, None] == g_pid[None]) & (q_cam[:, None] == g_cam[None])
     top = rank_gallery(q[picks], g, topk=10, exclude=exclude)
     ranked = [[splits.gallery[j] for j in row] for row in top.tolist()]
-    return draw_ranked_list([splits.query[i] for i in picks], ranked, path)
+    distances = torch.cdist(q[picks].float(), g.float()).gather(1, top).tolist()
+    return draw_ranked_list(
+        [splits.query[i] for i in picks],
+        ranked,
+        path,
+        title=f"{rows} test queries: the 10 nearest of {len(splits.gallery)} gallery images "
+        "(same identity and camera excluded)",
+        distances=distances,
+    )
 
 
 def run_demo(

@@ -8,6 +8,7 @@ evaluate`` refuse to start while any image of the splits they use cannot be read
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,8 @@ from bdbnet.data.records import DatasetSplits, ImageRecord
 from bdbnet.errors import DataError, ImageError
 
 __all__ = ["check_images", "check_splits", "report_unreadable", "unreadable_summary"]
+
+log = logging.getLogger(__name__)
 
 
 def _problem(path: str) -> str | None:
@@ -91,10 +94,10 @@ def report_unreadable(splits: DatasetSplits) -> None:
     bad = check_images((r.path for r in records), desc="open images")
     total = len({r.path for r in records})
     for path, reason in bad:
-        print(f"unreadable: {path} ({reason})")
+        log.info("unreadable: %s (%s)", path, reason)
     if bad:
         raise ImageError(
             f"{len(bad)} of the {total} images of {splits.name} at {splits.root} cannot be "
             "read (listed above); remove or replace them"
         )
-    print(f"all {total} images open")
+    log.info("all %d images open", total)

@@ -37,7 +37,7 @@ class SplitStats:
         )
 
 
-@dataclass
+@dataclass(repr=False)
 class DatasetSplits:
     """The three splits every benchmark reduces to (train / query / gallery)."""
 
@@ -48,6 +48,13 @@ class DatasetSplits:
     gallery: list[ImageRecord]
     task: str = "reid"  # "reid" (CMC/mAP with camera filtering) or "retrieval" (Recall@K)
     extra: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """Counts, not the records: a benchmark has tens of thousands of them."""
+        counts = ", ".join(
+            f"{split}={s.images} images/{s.identities} ids" for split, s in self.stats().items()
+        )
+        return f"DatasetSplits({self.name!r}, root={self.root!r}, {counts}, task={self.task!r})"
 
     @property
     def num_train_pids(self) -> int:

@@ -1,5 +1,9 @@
 """Dataset registry: names map to loader classes, and users can add their own.
 
+A leaf: it imports no loader. The built-in loaders register themselves when
+:mod:`bdbnet.data` imports :mod:`bdbnet.data.datasets`, which happens before this module can be
+reached (``bdbnet.data.registry`` imports its package first).
+
 Example:
     >>> from bdbnet.data import register_dataset, ReIDDataset
     >>> @register_dataset("my-cams")
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from os import PathLike
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bdbnet.errors import ConfigError
 
@@ -24,7 +28,15 @@ class UnknownDatasetError(ConfigError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-_REGISTRY: dict[str, type] = {}
+class DatasetLoader(Protocol):
+    """What the registry needs of a loader class: built from a root, it has ``splits``."""
+
+    name: str
+
+    def __call__(self, root: str | PathLike[str], **kwargs: Any) -> Any: ...
+
+
+_REGISTRY: dict[str, DatasetLoader] = {}
 
 T = TypeVar("T", bound=type)
 
@@ -36,8 +48,8 @@ def register_dataset(name: str) -> Callable[[T], T]:
         key = name.lower()
         if key in _REGISTRY and _REGISTRY[key] is not cls:
             raise ValueError(f"dataset name {name!r} is already registered by {_REGISTRY[key]!r}")
-        _REGISTRY[key] = cls
         cls.name = key  # type: ignore[attr-defined]
+        _REGISTRY[key] = cls  # type: ignore[assignment]
         return cls
 
     return decorator
@@ -45,12 +57,11 @@ def register_dataset(name: str) -> Callable[[T], T]:
 
 def list_datasets() -> list[str]:
     """Names of all registered datasets, sorted."""
-    _import_builtin()
     return sorted(_REGISTRY)
 
 
-def get_dataset_class(name: str) -> type:
-    _import_builtin()
+def get_dataset_class(name: str) -> Any:
+    """The loader class registered as ``name`` (case-insensitive)."""
     key = name.lower()
     if key not in _REGISTRY:
         available = ", ".join(sorted(_REGISTRY))
@@ -70,8 +81,3 @@ def build_dataset(name: str, root: str | PathLike[str], **kwargs: Any) -> Any:
         (12936, 751)
     """
     return get_dataset_class(name)(root, **kwargs).splits
-
-
-def _import_builtin() -> None:
-    # Importing the package registers the built-in datasets via their decorators.
-    from bdbnet.data import datasets  # noqa: F401

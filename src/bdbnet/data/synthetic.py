@@ -1011,6 +1011,16 @@ class SyntheticSummary:
     def total_images(self) -> int:
         return self.train.images + self.query.images + self.gallery.images
 
+    def __str__(self) -> str:
+        return (
+            f"synthetic re-ID dataset at {self.root}: {self.total_images} images, "
+            f"{self.cameras} cameras in {self.seconds:.1f} s\n"
+            f"  train   {self.train.images:6d} images  {self.train.identities:4d} identities\n"
+            f"  query   {self.query.images:6d} images  {self.query.identities:4d} identities\n"
+            f"  gallery {self.gallery.images:6d} images  {self.gallery.identities:4d} identities"
+            f" (+ {self.distractors} distractors, {self.junk} junk)"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["root"] = str(self.root)

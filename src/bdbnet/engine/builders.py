@@ -38,8 +38,16 @@ def build_model(cfg: Config, num_classes: int) -> torch.nn.Module:
 
 
 def build_criterion(cfg: Config) -> BDBLoss:
+    """The paper's losses, configured by ``cfg.loss`` and given to :class:`BDBLoss`."""
+    from bdbnet.losses import BatchHardTripletLoss, LabelSmoothingCrossEntropy
+
     c = cfg.loss
-    return BDBLoss(c.triplet_margin, c.label_smoothing, c.triplet_weight, c.softmax_weight)
+    return BDBLoss(
+        triplet_weight=c.triplet_weight,
+        softmax_weight=c.softmax_weight,
+        triplet=BatchHardTripletLoss(c.triplet_margin),
+        softmax=LabelSmoothingCrossEntropy(c.label_smoothing),
+    )
 
 
 def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:

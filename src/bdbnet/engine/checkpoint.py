@@ -111,33 +111,35 @@ def is_official_checkpoint(obj: Any) -> bool:
 def load_trained_model(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, Any]:
-    """An eval-mode model and its :class:`~bdbnet.config.Config` from either one of our
-    checkpoints or an official BDB ``*.pth.tar`` (which gets the Market-1501 preset's test
-    preprocessing, 384x128)."""
+    """An eval-mode model and its :class:`~bdbnet.config.Config` from one of our checkpoints,
+    exported ``.safetensors`` weights (``bdbnet export --format safetensors``) or an official
+    BDB ``*.pth.tar`` (which gets the Market-1501 preset's test preprocessing, 384x128)."""
     from bdbnet.config import Config, apply_dict, load_config
     from bdbnet.models import create_model, load_official_checkpoint
+    from bdbnet.models.weights import is_safetensors_file, read_safetensors
 
-    obj = safe_torch_load(path)
-    if is_official_checkpoint(obj):
-        model = load_official_checkpoint(path)
-        cfg = load_config("market1501")
+    if is_safetensors_file(path):
+        weights, state = read_safetensors(path)
+        state = {**state, "model": weights}
     else:
+        obj = safe_torch_load(path)
+        if is_official_checkpoint(obj):
+            model = load_official_checkpoint(path)
+            return model.to(device).eval(), load_config("market1501")
         state = load_checkpoint(path)
-        missing = [k for k in ("config", "model", "model_kwargs", "num_classes") if k not in state]
-        if missing:
-            raise CheckpointError(
-                f"{path}: incomplete bdbnet checkpoint, no {', '.join(missing)} entry; "
-                "write it again with bdbnet train"
-            )
-        cfg = apply_dict(Config(), state["config"], f"{path} (config)")
-        name = state.get("model_name", "bdb")  # checkpoints before the registry: BDB
-        try:
-            model = create_model(
-                name, state["num_classes"], pretrained=None, **state["model_kwargs"]
-            )
-        except (TypeError, ValueError) as err:
-            raise CheckpointError(
-                f"{path}: model_kwargs do not describe a {name!r} model ({err})"
-            ) from err
-        load_weights(model, state["model"], path)
+    missing = [k for k in ("config", "model", "model_kwargs", "num_classes") if k not in state]
+    if missing:
+        raise CheckpointError(
+            f"{path}: incomplete bdbnet checkpoint, no {', '.join(missing)} entry; "
+            "write it again with bdbnet train"
+        )
+    cfg = apply_dict(Config(), state["config"], f"{path} (config)")
+    name = state.get("model_name", "bdb")  # checkpoints before the registry: BDB
+    try:
+        model = create_model(name, state["num_classes"], pretrained=None, **state["model_kwargs"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"{path}: model_kwargs do not describe a {name!r} model ({err})"
+        ) from err
+    load_weights(model, state["model"], path)
     return model.to(device).eval(), cfg

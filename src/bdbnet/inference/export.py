@@ -1,4 +1,6 @@
-"""Export a trained BDB model for deployment: ONNX or TorchScript.
+"""Export a trained BDB model for deployment: ONNX or TorchScript graphs, or safetensors
+weights (:mod:`bdbnet.models.weights`: the state dict with model config and preprocessing, no
+optimiser state, loadable wherever a checkpoint is).
 
 The exported graph is the eval-mode network (Batch DropBlock is the identity, BatchNorm uses its
 running statistics): input ``images`` ``(N, 3, H, W)`` float32, already preprocessed; output
@@ -33,7 +35,7 @@ __all__ = [
     "read_export_metadata",
 ]
 
-EXPORT_FORMATS = ("onnx", "torchscript")
+EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")
 EXTRA_FILE = "bdbnet.json"
 
 
@@ -97,6 +99,33 @@ def _export_torchscript(
         torch.jit.save(traced, str(output), _extra_files={EXTRA_FILE: json.dumps(meta)})
 
 
+def _export_safetensors(
+    model: torch.nn.Module, cfg: Any, preprocess: dict, checkpoint: Any, output: Path
+) -> Path:
+    """The weights alone; the graph's input size is the recipe's (``--height/--width`` do not
+    apply: the network takes any multiple of 16)."""
+    from bdbnet.inference.extractor import file_sha256
+    from bdbnet.models.registry import model_kwargs_from_config
+    from bdbnet.models.weights import write_safetensors
+
+    write_safetensors(
+        output,
+        model.state_dict(),
+        {
+            "bdbnet_version": __version__,
+            "model_name": getattr(model, "model_name", cfg.model.name),
+            "model_kwargs": model_kwargs_from_config(cfg.model),
+            "num_classes": int(model.num_classes),
+            "feature_dim": int(model.feature_dim),
+            "config": cfg.to_dict(),
+            "preprocess": preprocess,
+            "checkpoint": Path(checkpoint).name,
+            "checkpoint_sha256": file_sha256(checkpoint),
+        },
+    )
+    return output
+
+
 def check_input_size(height: int, width: int, what: str = "input size") -> None:
     """The rule training applies (:func:`bdbnet.config.validate`): the network's total stride
     is 16 with last stride 1, so other sizes give maps that do not tile the input."""
@@ -129,6 +158,8 @@ def export_checkpoint(
         raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {format!r}")
     model, cfg = load_trained_model(checkpoint, "cpu")
     preprocess = preprocessing_info(cfg.data)
+    if format == "safetensors":
+        return _export_safetensors(model, cfg, preprocess, checkpoint, Path(output))
     if input_size is None:
         input_size = tuple(int(v) for v in preprocess["resize"])  # type: ignore[assignment]
     h, w = (int(v) for v in input_size)
@@ -153,8 +184,12 @@ def export_checkpoint(
 
 
 def read_export_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON description stored in an exported ONNX or TorchScript file."""
+    """The JSON description stored in an exported ONNX, TorchScript or safetensors file."""
     path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        from bdbnet.models.weights import read_safetensors_metadata
+
+        return read_safetensors_metadata(path)
     if path.suffix.lower() == ".onnx":
         try:
             import onnx

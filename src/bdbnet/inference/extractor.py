@@ -63,15 +63,19 @@ def file_sha256(path: str | os.PathLike[str], block: int = 1 << 20) -> str:
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """What makes two feature sets comparable: the same weights (the checkpoint file's SHA-256),
-    the same feature dimension and the same flip averaging. ``checkpoint`` (the file name) and
-    ``preprocess`` are informative only."""
+    """What makes two feature sets comparable: the same weights, the same feature dimension and
+    the same flip averaging. The weights are told apart by ``weights_sha256``
+    (:func:`~bdbnet.models.weights.state_dict_sha256`: the tensors, whatever file holds them,
+    so a re-saved or exported copy of a model is the same model); identities written before it
+    existed fall back to ``sha256``, the checkpoint file's hash. ``checkpoint`` (the file name)
+    and ``preprocess`` are informative only."""
 
     sha256: str
     feature_dim: int
     flip: bool = False
     checkpoint: str = ""
     preprocess: dict[str, Any] = field(default_factory=dict)
+    weights_sha256: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,11 +89,17 @@ class ModelIdentity:
         """A sentence saying why features of ``other`` cannot be compared with ours, or None."""
         if self.feature_dim != other.feature_dim:
             return f"feature dimension {other.feature_dim} != {self.feature_dim}"
-        if self.sha256 != other.sha256:
+        by_weights = bool(self.weights_sha256 and other.weights_sha256)
+        mine, theirs = (
+            (self.weights_sha256, other.weights_sha256)
+            if by_weights
+            else (self.sha256, other.sha256)
+        )
+        if mine != theirs:
+            what = "weights sha256" if by_weights else "file sha256"
             return (
                 f"different model: checkpoint {other.checkpoint or '?'} "
-                f"(sha256 {other.sha256[:12]}) vs {self.checkpoint or '?'} "
-                f"(sha256 {self.sha256[:12]})"
+                f"({what} {theirs[:12]}) vs {self.checkpoint or '?'} ({what} {mine[:12]})"
             )
         if self.flip != other.flip:
             return f"flip averaging {other.flip} != {self.flip}"
@@ -221,6 +231,7 @@ class FeatureExtractor:
         from bdbnet.data.recipes import build_test_transform, preprocessing_info
         from bdbnet.engine.checkpoint import load_trained_model
         from bdbnet.engine.runtime import resolve_device
+        from bdbnet.models.weights import state_dict_sha256
 
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
@@ -239,6 +250,7 @@ class FeatureExtractor:
             flip=flip,
             checkpoint=str(self.checkpoint.resolve()),
             preprocess=self.preprocess,
+            weights_sha256=state_dict_sha256(self.model.state_dict()),
         )
 
     @property

@@ -87,14 +87,16 @@ def draw_activation_maps(
     output: str | os.PathLike[str],
     preprocess: dict[str, Any] | None = None,
     names: Sequence[str] | None = None,
-    min_height: int = 192,
+    min_height: int = 256,
     alpha: float = 0.5,
+    batch_size: int = 32,
 ) -> Path:
     """One row per image: the input, then each branch's activation map overlaid on it.
 
     ``transform`` is the checkpoint's test transform (the maps are of what the network sees);
     ``preprocess`` (:func:`bdbnet.data.recipes.preprocessing_info`) gives the normalisation to
-    undo for display. Small inputs are enlarged to ``min_height`` pixels for legibility.
+    undo for display. Small inputs are enlarged to ``min_height`` pixels for legibility; the
+    network sees ``batch_size`` images at a time.
     """
     from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -104,18 +106,19 @@ def draw_activation_maps(
     std = (preprocess or {}).get("std", IMAGENET_STD)
     device = next(model.parameters()).device
     batch = torch.stack([transform(img.convert("RGB")) for img in images])
-    maps = activation_maps(model, batch.to(device))
+    chunks = [
+        activation_maps(model, batch[i : i + batch_size].to(device))
+        for i in range(0, len(batch), batch_size)
+    ]
+    maps = {name: torch.cat([c[name] for c in chunks]) for name in chunks[0]}
     branches = list(maps)
     h, w = batch.shape[-2:]
     scale = max(1.0, min_height / h)
     ch, cw = round(h * scale), round(w * scale)
-    pad, title_h, caption_h = 6, 14, 14
+    pad, title_h, caption_h, scale_w = 6, 14, 14, 64
     cols = 1 + len(branches)
-    canvas = Image.new(
-        "RGB",
-        (cols * (cw + pad) + pad, title_h + len(images) * (ch + caption_h + pad) + pad),
-        "white",
-    )
+    rows_h = len(images) * (ch + caption_h + pad)
+    canvas = Image.new("RGB", (cols * (cw + pad) + pad + scale_w, title_h + rows_h + pad), "white")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     for c, title in enumerate(["input"] + [BRANCH_TITLES.get(b, b) for b in branches]):
@@ -130,7 +133,21 @@ def draw_activation_maps(
             name = Path(names[r]).name
             label = name if len(name) <= 3 * cw // 7 else name[: 3 * cw // 7 - 2] + ".."
             draw.text((pad, y + ch + 1), label, fill=(0, 0, 0), font=font)
+    _colour_scale(canvas, draw, font, cols * (cw + pad) + pad, title_h, min(ch, rows_h))
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(output)
     return output
+
+
+def _colour_scale(
+    canvas: Image.Image, draw: ImageDraw.ImageDraw, font: Any, x: int, y: int, height: int
+) -> None:
+    """A vertical bar of :func:`colorize`'s colours, high activation on top, labelled: the maps
+    are normalised per image, so the scale reads relative to that image's maximum."""
+    ramp = np.linspace(1.0, 0.0, height, dtype=np.float32)[:, None].repeat(12, axis=1)
+    canvas.paste(Image.fromarray(colorize(ramp)), (x, y))
+    draw.rectangle([x, y, x + 11, y + height - 1], outline=(0, 0, 0))
+    draw.text((x + 15, y), "high", fill=(0, 0, 0), font=font)
+    draw.text((x + 15, y + height - 11), "low", fill=(0, 0, 0), font=font)
+    draw.text((x + 15, y + height // 2 - 6), "activ.", fill=(0, 0, 0), font=font)

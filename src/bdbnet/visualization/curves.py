@@ -43,6 +43,7 @@ def plot_training_curve(
         for key in sorted(k for k in epochs[0] if "/" in k):
             ax_loss.plot(xs, [r[key] for r in epochs], lw=1, label=key)
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="Loss")
+    _integer_ticks(ax_loss)
     ax_loss.legend(fontsize=7)
     modes = sorted({str(r["ap_mode"]) for r in evals if "ap_mode" in r})
     names = {"Rank-1": "Rank-1", "mAP": f"mAP ({', '.join(modes)})" if modes else "mAP"}
@@ -54,8 +55,12 @@ def plot_training_curve(
         if xs:
             ax_acc.plot(xs, ys, "-o", ms=3, color=colour, label=names[key])
         if baseline:
-            ax_acc.axhline(100 * baseline[key], ls="--", lw=0.8, color=colour)
+            value = 100 * baseline[key]
+            ax_acc.axhline(
+                value, ls="--", lw=0.8, color=colour, label=f"{names[key]} untrained {value:.1f}"
+            )
     ax_acc.set(xlabel="epoch (0 = untrained)", ylabel="%", title="Evaluation", ylim=(0, 100))
+    _integer_ticks(ax_acc)
     ax_acc.legend(fontsize=7)
     return _save(plt, fig, output)
 
@@ -87,6 +92,13 @@ def plot_cmc(
     if any(curves):
         ax.legend(fontsize=8, loc="lower right")
     return _save(plt, fig, output)
+
+
+def _integer_ticks(ax: Any) -> None:
+    """Epochs are whole numbers: no ``2.5`` on the axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _save(plt, fig, output: str | os.PathLike[str]) -> Path:

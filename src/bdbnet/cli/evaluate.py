@@ -1,0 +1,193 @@
+"""``bdbnet evaluate``: CMC/mAP/mINP (re-ID) or Recall@K (retrieval) of a checkpoint, with the
+CMC curve and the worst queries' ranked lists on request."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from bdbnet.cli.support import (
+    AMP_CHOICES,
+    DEVICE_HELP,
+    POSITIVE,
+    add_command,
+    add_image_check_option,
+    hidden_alias,
+    int_at_least,
+)
+
+DEFAULT_FOLDER = "evaluation_plots"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = add_command(
+        subparsers,
+        "evaluate",
+        "CMC/mAP/mINP (re-ID) or Recall@K of a checkpoint",
+        """
+        Extract the features of the query and gallery splits and print the metrics: Rank-k,
+        mAP (--ap-mode names the AP definition) and mINP for re-ID, Recall@K for retrieval.
+        Accepts our checkpoints, exported .safetensors weights and the official BDB .pth.tar
+        files. --output DIR gets cmc.png, and with --worst N the ranked lists of the N queries
+        with the lowest AP (worst_queries.png).
+        """,
+        """
+        bdbnet evaluate --checkpoint runs/market1501/last.pt --dataset market1501 \\
+            --root /data --rerank --json metrics.json --output pictures/ --worst 8
+        """,
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="our .pt, an exported .safetensors, or an official BDB .pth.tar",
+    )
+    p.add_argument("--dataset", required=True, help="dataset name (see `bdbnet datasets`)")
+    p.add_argument("--root", required=True, help="dataset folder (or its parent)")
+    p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
+    p.add_argument("--flip", action="store_true", help="average with mirrored images")
+    p.add_argument(
+        "--ap-mode",
+        default="full",
+        choices=["full", "truncated", "trapezoid"],
+        help="AP reported as mAP: full ranked list, truncated (the official BDB evaluator: cut "
+        "at rank 50, divided by all positives) or trapezoid (Market-1501 MATLAB); --json has "
+        "all three",
+    )
+    p.add_argument(
+        "--aqe", action="store_true", help="alpha-query expansion (fast-reid's AQE) of both sets"
+    )
+    p.add_argument("--aqe-k", type=int, default=5, help="items averaged by --aqe, itself included")
+    p.add_argument("--aqe-alpha", type=float, default=3.0, help="--aqe weight exponent")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the metrics here")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--amp", default="none", choices=AMP_CHOICES, help="autocast precision")
+    p.add_argument(
+        "--batch-size",
+        type=POSITIVE,
+        default=None,
+        help="images per forward pass (default: the checkpoint's data.test_batch_size)",
+    )
+    p.add_argument(
+        "--workers", type=int_at_least(0), default=2, help="data-loading worker processes"
+    )
+    add_image_check_option(p)
+    p.add_argument(
+        "--output",
+        default=None,
+        metavar="DIR",
+        help=f"write cmc.png (and --worst) into this folder (default: none; {DEFAULT_FOLDER} "
+        "with --worst)",
+    )
+    p.add_argument(
+        "--worst",
+        type=int_at_least(0),
+        default=0,
+        metavar="N",
+        help="also draw the ranked lists of the N queries with the lowest AP into --output",
+    )
+    hidden_alias(p, "--plots", "output")
+    hidden_alias(p, "--visualize", "worst", type=int_at_least(0))
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from bdbnet.config import validate
+    from bdbnet.data import build_dataset
+    from bdbnet.data.checks import check_splits
+    from bdbnet.engine.checkpoint import load_trained_model
+    from bdbnet.engine.evaluator import AP_KEYS, evaluate_model
+    from bdbnet.engine.runtime import resolve_device
+    from bdbnet.outputs import ensure_output_dir, ensure_output_file
+    from bdbnet.reporting import AP_DEFINITIONS, format_table
+
+    if args.json:
+        ensure_output_file(args.json, what="--json file")
+    if args.output or args.worst:
+        ensure_output_dir(args.output or DEFAULT_FOLDER, "--output folder")
+    device = resolve_device(args.device)
+    model, cfg = load_trained_model(args.checkpoint, device)
+    cfg.eval.rerank = args.rerank
+    cfg.eval.flip = args.flip
+    cfg.eval.ap_mode = args.ap_mode
+    cfg.eval.aqe, cfg.eval.aqe_k, cfg.eval.aqe_alpha = args.aqe, args.aqe_k, args.aqe_alpha
+    validate(cfg)
+    cfg.train.amp = args.amp
+    if args.batch_size:
+        cfg.data.test_batch_size = args.batch_size
+    cfg.data.workers = args.workers
+    splits = build_dataset(args.dataset, args.root)
+    names = ("query",) if splits.gallery is splits.query else ("query", "gallery")
+    check_splits(splits, names, open_images=not args.skip_image_check)
+    report = evaluate_model(model, splits, cfg, device)
+    shown = report.headline()
+    print(
+        format_table(
+            ["dataset", *map(report.label, shown)],
+            [[args.dataset] + [100 * v for v in shown.values()]],
+        )
+    )
+    if report.ap_mode:
+        others = ", ".join(
+            f"{mode} {100 * report.metrics[key]:.1f}"
+            for mode, key in AP_KEYS.items()
+            if mode != report.ap_mode
+        )
+        print(f"AP: {AP_DEFINITIONS[report.ap_mode]}; other definitions: {others}")
+    if args.json:
+        payload = {
+            "checkpoint": str(args.checkpoint),
+            "dataset": args.dataset,
+            "rerank": args.rerank,
+            "flip": args.flip,
+            "aqe": args.aqe,
+            **report.metrics,
+        }
+        if report.ap_mode:
+            payload["ap_definition"] = AP_DEFINITIONS[report.ap_mode]
+        if "cmc" in report.details:
+            payload["cmc"] = report.details["cmc"]
+            payload["num_valid_queries"] = report.details["num_valid_queries"]
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+        print(f"wrote {args.json}")
+    if args.output or args.worst:
+        _pictures(args, report, splits, cfg.eval.metric)
+    return 0
+
+
+def _pictures(args: argparse.Namespace, report, splits, metric: str) -> None:
+    """``--output DIR`` (the CMC curve) and ``--worst N`` (the N worst queries)."""
+    from bdbnet.visualization import draw_worst_queries, plot_cmc
+
+    if "rank_results" not in report.details:
+        print("note: pictures are drawn for re-ID evaluations only")
+        return
+    folder = Path(args.output or DEFAULT_FOLDER)
+    details = report.details
+    label = f"{args.dataset} ({Path(args.checkpoint).name})"
+    scoring = [name for name, on in (("rerank", args.rerank), ("flip", args.flip)) if on]
+    label += f", {' + '.join(scoring)}" if scoring else ""
+    try:
+        path = plot_cmc({label: details["cmc"]}, folder / "cmc.png", title=f"CMC: {args.dataset}")
+        print(f"wrote {path}")
+    except ImportError as err:
+        print(f"note: no CMC plot ({err})")
+    if args.worst:
+        result = details["rank_results"]
+        path = draw_worst_queries(
+            details["query_features"],
+            details["gallery_features"],
+            splits.query,
+            splits.gallery,
+            result.ap,
+            result.first_match_rank,
+            folder / "worst_queries.png",
+            n=args.worst,
+            metric=metric,
+            rerank=args.rerank,
+            annotate=True,
+            ap_mode=result.ap_mode,
+        )
+        print(f"wrote {path} (the {args.worst} queries with the lowest AP, {result.ap_mode})")

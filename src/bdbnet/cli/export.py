@@ -1,0 +1,83 @@
+"""``bdbnet export``: ONNX or TorchScript graphs, or safetensors weights, for deployment."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from bdbnet.cli.support import POSITIVE, CLIError, add_command, int_at_least
+
+SUFFIXES = {"onnx": (".onnx",), "torchscript": None, "safetensors": (".safetensors",)}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = add_command(
+        subparsers,
+        "export",
+        "ONNX or TorchScript graph, or safetensors weights",
+        """
+        onnx / torchscript: the eval-mode network as a graph with a dynamic batch axis, its
+        preprocessing stored in the file's metadata. safetensors: the weights with the model
+        config and preprocessing, no optimiser state (a fraction of a training checkpoint's
+        size), loadable wherever a checkpoint is (--checkpoint of every command,
+        FeatureExtractor, load_trained_model).
+        """,
+        """
+        bdbnet export --checkpoint last.pt --format onnx --output bdb.onnx
+        bdbnet export --checkpoint last.pt --format safetensors --output bdb.safetensors
+        """,
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="our .pt, an exported .safetensors, or an official BDB .pth.tar",
+    )
+    p.add_argument(
+        "--format", required=True, choices=list(SUFFIXES), help="what to write (see above)"
+    )
+    p.add_argument("--output", required=True, metavar="FILE", help="the file to write")
+    p.add_argument(
+        "--height",
+        type=POSITIVE,
+        default=None,
+        help="graph input height, a multiple of 16 (default: the recipe's)",
+    )
+    p.add_argument(
+        "--width",
+        type=POSITIVE,
+        default=None,
+        help="graph input width, a multiple of 16 (default: the recipe's)",
+    )
+    p.add_argument("--opset", type=int_at_least(7), default=17, help="ONNX opset")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from bdbnet.inference.export import export_checkpoint, read_export_metadata
+    from bdbnet.outputs import ensure_output_file
+
+    size = None
+    if args.height or args.width:
+        if not (args.height and args.width):
+            raise CLIError("give both --height and --width (or neither)")
+        size = (args.height, args.width)
+    ensure_output_file(args.output, SUFFIXES[args.format])
+    try:
+        path = export_checkpoint(args.checkpoint, args.output, args.format, size, args.opset)
+        meta = read_export_metadata(path)
+    except ImportError as err:
+        raise CLIError(str(err)) from err
+    if args.format == "safetensors":
+        print(
+            f"wrote {path} (safetensors: {meta['tensors']} tensors, model {meta['model_name']}, "
+            f"weights sha256 {meta['weights_sha256'][:16]}...); preprocessing: "
+            f"{json.dumps(meta['preprocess'])}"
+        )
+        return 0
+    print(
+        f"wrote {path} ({args.format}): input {meta['input']['shape']} -> output "
+        f"{meta['output']['shape']}; preprocessing: {json.dumps(meta['preprocess'])}"
+    )
+    return 0

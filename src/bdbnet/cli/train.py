@@ -1,0 +1,194 @@
+"""``bdbnet train``: a paper recipe (preset) plus overrides, on one process or under torchrun.
+
+The handler checks the run on rank 0 before any work (:func:`on_main`), so every process stops
+together on a user error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from bdbnet.cli.support import (
+    DEVICE_HELP,
+    POSITIVE,
+    CLIError,
+    add_command,
+    add_image_check_option,
+)
+
+__all__ = ["add_parser", "default_preset", "final_report", "on_main", "run"]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = add_command(
+        subparsers,
+        "train",
+        "train with a paper recipe (preset) plus overrides",
+        """
+        Train on a dataset with a recipe: the preset (default: the one named like the dataset),
+        then --config FILE, then key=value overrides (they may stand anywhere on the line).
+        Writes config.yaml, last.pt, metrics.jsonl and TensorBoard events to --output. --resume
+        continues from the run's own config.yaml and last.pt. `bdbnet config` prints the
+        resolved recipe without training. Under `torchrun --nproc-per-node N -m bdbnet train`
+        the same run is distributed.
+        """,
+        """
+        bdbnet train --dataset market1501 --root /data --epochs 120 train.amp=bf16
+        bdbnet train --dataset market1501 --root /data --resume optim.epochs=400
+        """,
+    )
+    p.add_argument("--dataset", required=True, help="dataset name (see `bdbnet datasets`)")
+    p.add_argument("--root", required=True, help="dataset folder (or its parent)")
+    p.add_argument(
+        "--preset", default=None, help="recipe preset (default: the dataset's; `bdbnet config`)"
+    )
+    p.add_argument("--config", default=None, help="YAML file applied after the preset")
+    p.add_argument("--output", default=None, help="run folder (default: runs/<dataset>)")
+    p.add_argument("--resume", action="store_true", help="continue from <output>/last.pt")
+    p.add_argument(
+        "--epochs",
+        type=POSITIVE,
+        default=None,
+        help="training epochs, the same as optim.epochs=N (default: the recipe's)",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        help=f"{DEVICE_HELP} (default: the config's train.device, auto in every preset)",
+    )
+    add_image_check_option(p)
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides, e.g. optim.epochs=60 train.amp=bf16",
+    )
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from bdbnet.config import load_config
+    from bdbnet.data import build_dataset
+    from bdbnet.engine.distributed import init_distributed, shutdown, torchrun_restart_count
+    from bdbnet.engine.resume import resume_config
+    from bdbnet.engine.trainer import Trainer
+
+    output = Path(args.output or f"runs/{args.dataset}")
+    overrides = [f"data.dataset={args.dataset}", f"data.root={args.root}", *args.overrides]
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    if args.epochs:
+        overrides.append(f"optim.epochs={args.epochs}")
+    # A group restarted by `torchrun --max-restarts` resumes by itself.
+    resume = args.resume or torchrun_restart_count() > 0
+    cfg = resume_config(output, overrides) if resume else None
+    notes = []
+    if cfg is not None and (args.preset or args.config):
+        notes.append(f"resuming with {output / 'config.yaml'}: --preset/--config not applied")
+    if cfg is None:
+        preset = args.preset
+        if preset is None and args.config is None:
+            preset = default_preset(args.dataset)
+            notes.append(f"preset: {preset}")
+        cfg = load_config(preset, args.config, overrides)
+    ctx = init_distributed(cfg.train.device)
+    say = print if ctx.is_main else _silent
+    try:
+        for note in notes:
+            say(note)
+        splits = build_dataset(cfg.data.dataset, cfg.data.root)
+        on_main(ctx, lambda: _check_run(args, cfg, splits, output))
+        trainer = Trainer.from_config(cfg, splits, output, resume=resume, ctx=ctx)
+        if ctx.distributed:
+            say(f"distributed: {ctx.world_size} processes on {ctx.device.type}")
+        if trainer.start_epoch:
+            say(f"resuming {output / 'last.pt'} after epoch {trainer.start_epoch}")
+        elif resume:
+            say(f"no checkpoint in {output}: starting from scratch")
+        result = trainer.fit()
+        if result.evaluations:
+            say(final_report(result))
+        say(f"checkpoint: {result.checkpoint}")
+    finally:
+        shutdown(ctx)
+    return 0
+
+
+def _check_run(args: argparse.Namespace, cfg, splits, output: Path) -> None:
+    """What a training run checks before its first step: a writable run folder, enough
+    identities for P, every image readable (unless --skip-image-check)."""
+    from bdbnet.data.checks import check_splits
+    from bdbnet.outputs import ensure_output_dir
+
+    ensure_output_dir(output, "run folder")
+    if splits.num_train_pids < cfg.data.num_identities:
+        raise CLIError(
+            f"data.num_identities={cfg.data.num_identities} but the train split of "
+            f"{splits.root} has only {splits.num_train_pids} identities; lower "
+            "data.num_identities (P of the P x K batch)"
+        )
+    check_splits(
+        splits,
+        ("train", "query", "gallery"),
+        open_images=not args.skip_image_check,
+        progress=cfg.train.progress,
+    )
+
+
+def on_main(ctx, check) -> None:
+    """Run ``check`` on rank 0 only (opening every image once, not once per process) and
+    raise its user error on every rank, so all processes stop together."""
+    from bdbnet.engine.distributed import broadcast_object
+    from bdbnet.errors import BDBNetError
+
+    problem = None
+    if ctx.is_main:
+        try:
+            check()
+        except BDBNetError as err:
+            problem = err
+    problem = broadcast_object(problem, ctx)
+    if problem is not None:
+        raise problem
+
+
+def _silent(*args: object, **kwargs: object) -> None:
+    """``print`` of the ranks other than 0."""
+
+
+def final_report(result) -> str:
+    """The last evaluation and, with ``train.keep_best``, the best one beside it, called what
+    it is: selected on the test split."""
+    from bdbnet.engine.evaluator import AP_KEYS
+    from bdbnet.reporting import format_table
+
+    last = result.evaluations[-1]
+    extra = {"epoch", *AP_KEYS.values()}
+    keys = [k for k, v in last.items() if isinstance(v, float) and k not in extra]
+    rows = [[f"last (epoch {last['epoch']}, last.pt)"] + [100 * last[k] for k in keys]]
+    if result.best is not None:
+        best = result.best
+        name = f"best {best['metric']} on the test split (epoch {best['epoch']}, best.pt)"
+        rows.append([name] + [100 * best[k] for k in keys])
+    mode = last.get("ap_mode")
+    headers = [f"mAP ({mode})" if k == "mAP" and mode else k for k in keys]
+    return format_table(["model (%)", *headers], rows)
+
+
+def default_preset(dataset: str) -> str:
+    """The recipe ``bdbnet train --dataset NAME`` uses without ``--preset``/``--config``: the
+    preset named like the dataset, else the one its loader names (``preset``), else the paper's
+    recipe for its task (Market-1501 for re-ID, CUB-200-2011 for retrieval)."""
+    from bdbnet.config import list_presets
+    from bdbnet.data import get_dataset_class
+
+    presets = list_presets()
+    if dataset.lower() in presets:
+        return dataset.lower()
+    cls = get_dataset_class(dataset)
+    if getattr(cls, "preset", None) in presets:
+        return cls.preset
+    return "cub200" if getattr(cls, "task", "reid") == "retrieval" else "market1501"

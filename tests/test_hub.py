@@ -1,0 +1,74 @@
+"""``bdbnet.hub``: released models by name, downloaded into the torch hub cache and checked."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import pytest
+import torch
+
+from bdbnet.hub import HubError, download, from_pretrained, list_releases, load_releases
+
+OFFICIAL = ["cuhk-detect-764", "cuhk-label-794", "clothes_895", "duke_887", "market_953"]
+
+
+@pytest.fixture
+def hub_dir(tmp_path):
+    before = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    yield tmp_path / "hub" / "checkpoints"
+    torch.hub.set_dir(before)
+
+
+def _registry(tmp_path, url: str, sha256: str | None) -> str:
+    path = tmp_path / "releases.yaml"
+    sha = f'"{sha256}"' if sha256 else "null"
+    path.write_text(
+        f"tiny:\n  url: {url}\n  sha256: {sha}\n  file: tiny.pt\n  dataset: synthetic\n"
+        "  preset: synthetic-demo\n  published: {rank1: 1.0}\n"
+    )
+    return str(path)
+
+
+def test_the_official_releases_are_registered_without_invented_hashes():
+    releases = load_releases()
+    assert sorted(releases) == sorted(OFFICIAL) == list_releases()
+    for release in releases.values():
+        assert release.sha256 is None  # never computed here: unknown, not made up
+        assert release.url.endswith(f"/share/bfe_models/{release.file}")
+    assert releases["market_953"].published == {"rank1": 95.3, "mAP": 86.2}
+
+
+def test_download_checks_the_hash_and_caches(tiny_checkpoint, tmp_path, hub_dir):
+    sha = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    registry = _registry(tmp_path, tiny_checkpoint.as_uri(), sha)
+    path = download("tiny", registry)
+    assert path == hub_dir / "tiny.pt" and path.read_bytes() == tiny_checkpoint.read_bytes()
+    model, cfg = from_pretrained("tiny", registry=registry)  # from the cache
+    assert not model.training and cfg.data.height == 32
+    assert sorted(p.name for p in hub_dir.iterdir()) == ["tiny.pt"]
+
+
+def test_a_wrong_hash_is_refused_and_nothing_is_kept(tiny_checkpoint, tmp_path, hub_dir):
+    registry = _registry(tmp_path, tiny_checkpoint.as_uri(), "0" * 64)
+    with pytest.raises(HubError, match=r"sha256 [0-9a-f]{64} is not the registry's 0000"):
+        download("tiny", registry)
+    assert list(hub_dir.iterdir()) == []
+
+
+def test_an_unknown_hash_is_printed(tiny_checkpoint, tmp_path, hub_dir, caplog):
+    registry = _registry(tmp_path, tiny_checkpoint.as_uri(), None)
+    with caplog.at_level(logging.INFO, logger="bdbnet"):
+        download("tiny", registry)
+    sha = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    assert f"knows no sha256 for this release; the file has sha256 {sha}" in caplog.text
+
+
+def test_offline_says_where_to_put_the_file(tmp_path, hub_dir):
+    registry = _registry(tmp_path, (tmp_path / "missing.pt").as_uri(), None)
+    with pytest.raises(HubError, match="put it at .*hub/checkpoints/tiny.pt"):
+        download("tiny", registry)
+    assert list(hub_dir.iterdir()) == []
+    with pytest.raises(HubError, match="no release named 'nope'; known: tiny"):
+        download("nope", registry)
