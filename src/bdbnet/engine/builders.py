@@ -14,7 +14,13 @@ from bdbnet.data.recipes import build_train_transform, preprocessing_info
 from bdbnet.data.records import DatasetSplits
 from bdbnet.data.samplers import PKBatchSampler
 from bdbnet.engine.batch_source import LoaderBatchSource
-from bdbnet.engine.callbacks import Checkpointing, Evaluation, KeepBest, MetricsLogging
+from bdbnet.engine.callbacks import (
+    Checkpointing,
+    EpochLine,
+    Evaluation,
+    KeepBest,
+    MetricsLogging,
+)
 from bdbnet.engine.checkpoint import FORMAT, VERSION, load_checkpoint
 from bdbnet.engine.distributed import DistContext
 from bdbnet.engine.runtime import resolve_amp, resolve_device, seed_everything
@@ -147,6 +153,8 @@ def build_trainer(
     metadata = checkpoint_metadata(cfg, splits, num_classes)
     evaluation = Evaluation(splits, cfg)
     callbacks: list = [MetricsLogging(output, cfg.train.tensorboard)] if ctx.is_main else []
+    if not cfg.train.progress:
+        callbacks.append(EpochLine())  # progress bars off: one line an epoch instead
     if cfg.train.keep_best != "none":
         callbacks.append(KeepBest(output, cfg.train.keep_best, metadata))
     callbacks += [
