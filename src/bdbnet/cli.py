@@ -21,6 +21,7 @@ from bdbnet.cli_support import (
     parse_args,
     require_readable,
 )
+from bdbnet.serve.command import add_save_run_argument, add_serve_command
 
 __all__ = ["CLIError", "build_parser", "main"]
 
@@ -201,6 +202,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from bdbnet.engine.runtime import resolve_device
     from bdbnet.outputs import ensure_output_dir, ensure_output_file
     from bdbnet.reporting import AP_DEFINITIONS, format_table
+    from bdbnet.serve.runs import check_run_output, save_run
 
     if args.json:
         ensure_output_file(args.json, what="--json file")
@@ -220,6 +222,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     splits = build_dataset(args.dataset, args.root)
     names = ("query",) if splits.gallery is splits.query else ("query", "gallery")
     check_splits(splits, names, open_images=not args.skip_image_check)
+    if args.save_run:
+        check_run_output(args.save_run, splits)
     report = evaluate_model(model, splits, cfg, device)
     shown = report.headline()
     print(
@@ -251,6 +255,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             payload["num_valid_queries"] = report.details["num_valid_queries"]
         Path(args.json).write_text(json.dumps(payload, indent=2))
         print(f"wrote {args.json}")
+    if args.save_run:
+        saved = save_run(report, splits, args.save_run, cfg=cfg, checkpoint=args.checkpoint)
+        print(f"wrote {saved} (browse it with bdbnet serve --run {args.save_run})")
     if args.plots or args.visualize:
         _evaluation_pictures(args, report, splits, cfg.eval.metric)
     return 0
@@ -598,6 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--plots", default=None, metavar="DIR", help="write cmc.png (and --visualize) here"
     )
+    add_save_run_argument(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("datasets", help="list datasets; with NAME --root: validate a copy")
@@ -608,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_datasets)
     _add_inference_parsers(sub)
+    add_serve_command(sub)
     return parser
 
 
