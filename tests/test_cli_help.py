@@ -9,7 +9,7 @@ import pytest
 from bdbnet.cli import COMMANDS, build_parser, main
 from bdbnet.cli.support import parse_args
 
-NAMES = [c.__name__.rsplit(".", 1)[-1] for c in COMMANDS]
+NAMES = [c.__name__.rsplit(".", 1)[-1] for c in COMMANDS] + ["serve"]  # serve: own package
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -21,7 +21,7 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
 def test_every_command_is_listed():
     assert NAMES == list(_subparsers()) == [
         "demo", "synth", "train", "evaluate", "extract", "datasets", "search", "visualize",
-        "export", "config",
+        "export", "config", "serve",
     ]  # fmt: skip
 
 

@@ -89,6 +89,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     hidden_alias(p, "--plots", "output")
     hidden_alias(p, "--visualize", "worst", type=int_at_least(0))
+    from bdbnet.serve.command import add_save_run_argument
+
+    add_save_run_argument(p)
     p.set_defaults(func=run)
     return p
 
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from bdbnet.engine.runtime import resolve_device
     from bdbnet.outputs import ensure_output_dir, ensure_output_file
     from bdbnet.reporting import AP_DEFINITIONS, format_table
+    from bdbnet.serve.runs import check_run_output, save_run
 
     if args.json:
         ensure_output_file(args.json, what="--json file")
@@ -121,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     splits = build_dataset(args.dataset, args.root)
     names = ("query",) if splits.gallery is splits.query else ("query", "gallery")
     check_splits(splits, names, open_images=not args.skip_image_check)
+    if args.save_run:
+        check_run_output(args.save_run, splits)
     report = evaluate_model(model, splits, cfg, device)
     shown = report.headline()
     print(
@@ -152,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
             payload["num_valid_queries"] = report.details["num_valid_queries"]
         Path(args.json).write_text(json.dumps(payload, indent=2))
         print(f"wrote {args.json}")
+    if args.save_run:
+        saved = save_run(report, splits, args.save_run, cfg=cfg, checkpoint=args.checkpoint)
+        print(f"wrote {saved} (browse it with bdbnet serve --run {args.save_run})")
     if args.output or args.worst:
         _pictures(args, report, splits, cfg.eval.metric)
     return 0

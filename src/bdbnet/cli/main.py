@@ -43,9 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
-    # Commands that live in their own package register here with the same interface, e.g.
-    # `bdbnet serve` (issue 14): `from bdbnet.serve.cli import add_serve_command;
-    # add_serve_command(sub)`, its handler importing FastAPI only when it runs.
+    # Commands that live in their own package register here with the same interface; the
+    # service's handler imports FastAPI only when it runs.
+    from bdbnet.serve.command import add_serve_command
+
+    add_serve_command(sub)
     return parser
 
 

@@ -22,21 +22,33 @@ refused from the header alone, before decoding. The default is PIL's own hard li
 (``2 * PIL.Image.MAX_IMAGE_PIXELS``, about 179 Mpx); the environment variable
 ``BDBNET_MAX_IMAGE_PIXELS`` (an integer, ``0`` for no limit) or the ``max_pixels`` argument
 changes it.
+
+Uploads (``bdbnet serve``) go through the same reader: :func:`read_image` also takes an open
+binary file, named by ``name`` in its messages, and an image over the limit raises the subclass
+:class:`ImageTooLargeError`, so a server can answer it differently from a corrupt file.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import struct
 import threading
 import zlib
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
 
 from bdbnet.errors import ImageError
 
-__all__ = ["UnreadableImageError", "max_image_pixels", "read_image", "to_rgb"]
+__all__ = [
+    "ImageTooLargeError",
+    "UnreadableImageError",
+    "max_image_pixels",
+    "read_image",
+    "to_rgb",
+]
 
 ENV_MAX_PIXELS = "BDBNET_MAX_IMAGE_PIXELS"
 
@@ -59,6 +71,16 @@ class UnreadableImageError(ImageError):
     large)."""
 
 
+class ImageTooLargeError(UnreadableImageError):
+    """An image has more pixels than the limit in force (refused from its header, undecoded);
+    ``pixels`` is -1 when the decoder did not say."""
+
+    def __init__(self, message: str, pixels: int, limit: int) -> None:
+        super().__init__(message)
+        self.pixels = pixels
+        self.limit = limit
+
+
 def max_image_pixels() -> int | None:
     """The pixel limit in force: ``$BDBNET_MAX_IMAGE_PIXELS`` (``0``: none) or PIL's hard
     limit."""
@@ -75,7 +97,7 @@ def max_image_pixels() -> int | None:
     return None if pil is None else 2 * int(pil)
 
 
-def _open(path: str, limit: int | None) -> Image.Image:
+def _open(path: str | BinaryIO, limit: int | None) -> Image.Image:
     """``Image.open`` (header only) with PIL's own bomb check lifted only when our limit is
     above it, so that our limit is the one that decides."""
     pil = Image.MAX_IMAGE_PIXELS
@@ -90,37 +112,48 @@ def _open(path: str, limit: int | None) -> Image.Image:
 
 
 def read_image(
-    path: str | os.PathLike[str], max_pixels: int | str | None = "default"
+    path: str | os.PathLike[str] | BinaryIO,
+    max_pixels: int | str | None = "default",
+    name: str | None = None,
 ) -> Image.Image:
     """Decode ``path`` into an 8-bit RGB PIL image (see the module documentation).
 
     Args:
-        path: The image file.
+        path: The image file, or an open binary file (for example an upload in memory).
         max_pixels: Refuse images with more pixels; ``"default"``: :func:`max_image_pixels`;
             ``None``: no limit.
+        name: What the messages call the image (default: the path, or ``<stream>``).
 
     Raises:
         UnreadableImageError: (an :class:`~bdbnet.errors.ImageError`) naming the file, when it
-            is missing, not an image, corrupt, truncated or over the pixel limit.
+            is missing, not an image, corrupt, truncated or over the pixel limit (then the
+            subclass :class:`ImageTooLargeError`).
     """
-    path = str(path)
+    source: str | BinaryIO = path if hasattr(path, "read") else str(path)  # type: ignore[assignment]
+    label = name or (source if isinstance(source, str) else "<stream>")
     limit = max_image_pixels() if max_pixels == "default" else max_pixels
     try:
-        with _open(path, limit) as img:  # type: ignore[arg-type]
+        with _open(source, limit) as img:  # type: ignore[arg-type]
             width, height = img.size
             if limit is not None and width * height > limit:
-                raise UnreadableImageError(
-                    f"cannot read image {path}: {width}x{height} = {width * height} pixels is "
+                raise ImageTooLargeError(
+                    f"cannot read image {label}: {width}x{height} = {width * height} pixels is "
                     f"over the limit of {limit} (a decompression bomb?); raise the limit with "
-                    f"{ENV_MAX_PIXELS}=N if the file is genuine"
+                    f"{ENV_MAX_PIXELS}=N if the file is genuine",
+                    width * height,
+                    limit,
                 )
             img.load()
             return to_rgb(img)
     except UnreadableImageError:
         raise
+    except Image.DecompressionBombError as err:  # PIL's own limit, below ours
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        pixels = int(found.group(1)) if found else -1
+        raise ImageTooLargeError(f"cannot read image {label}: {err}", pixels, limit or 0) from err
     except _DECODE_ERRORS as err:
         reason = str(err) or type(err).__name__
-        raise UnreadableImageError(f"cannot read image {path}: {reason}") from err
+        raise UnreadableImageError(f"cannot read image {label}: {reason}") from err
 
 
 def _scale_to_uint8(arr: np.ndarray, top: float) -> np.ndarray:

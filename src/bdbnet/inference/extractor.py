@@ -267,6 +267,12 @@ class FeatureExtractor:
         """The normalised ``CxHxW`` network input for one in-memory image."""
         return self.transform(to_pil(image))
 
+    def embed_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``(N, D)`` float32 features (on the CPU) of a stack of :meth:`preprocess_image`
+        outputs: one forward pass, for callers that preprocess elsewhere (the server decodes in
+        its request threads and batches the forward passes of many clients)."""
+        return self._embed(inputs)
+
     def __call__(self, images: Any) -> torch.Tensor:
         """``(N, D)`` float32 features (on the CPU) of ``images``, in order.
 

@@ -8,6 +8,7 @@ from bdbnet.visualization.ranked_list import (
     draw_worst_queries,
     rank_gallery,
     scored_rankings,
+    scored_topk,
     worst_queries,
 )
 
@@ -20,5 +21,6 @@ __all__ = [
     "plot_training_curve",
     "rank_gallery",
     "scored_rankings",
+    "scored_topk",
     "worst_queries",
 ]

@@ -160,47 +160,60 @@ def scored_rankings(
     them*: the same distances (``metric``; k-reciprocal re-ranked over all queries with the
     evaluation's defaults when ``rerank``), the same exclusions (same identity and camera,
     junk pid -1) and the same tie order (gallery index)."""
-    return [row for row, _ in _scored(query_features, gallery_features, query, gallery, picks,
-                                      topk, metric, rerank)]  # fmt: skip
+    indices, _ = scored_topk(
+        query_features, gallery_features, query, gallery, picks, topk, metric, rerank
+    )
+    return indices
 
 
-def _scored(
+def scored_topk(
     query_features: torch.Tensor,
     gallery_features: torch.Tensor,
     query: Sequence[ImageRecord],
     gallery: Sequence[ImageRecord],
     picks: Sequence[int],
-    topk: int,
-    metric: str,
-    rerank: bool,
-) -> list[tuple[list[int], list[float]]]:
-    """:func:`scored_rankings` with the distance of every ranked item."""
+    topk: int = 10,
+    metric: str = "euclidean",
+    rerank: bool = False,
+    rows_per_block: int = 512,
+) -> tuple[list[list[int]], list[list[float]]]:
+    """:func:`scored_rankings` with the distances of the ranked items (re-ranked distances
+    under ``rerank``), one block of query rows at a time: memory stays one ``block x G``
+    distance block whatever the number of picks (``bdbnet evaluate --save-run`` ranks every
+    query)."""
     from bdbnet.evaluation import as_tensor, iter_re_ranking_features, pairwise_distance
 
     qf, gf = as_tensor(query_features).float(), as_tensor(gallery_features).float()
-    if rerank:  # re-ranking uses every query's neighbours: compute all rows, keep the picks
-        wanted, rows = set(picks), {}
-        for start, _, block in iter_re_ranking_features(qf, gf, metric=metric):
-            block = as_tensor(block).float().cpu()
-            for offset in range(block.shape[0]):
-                if start + offset in wanted:
-                    rows[start + offset] = block[offset]
-        dist = torch.stack([rows[i] for i in picks])
-    else:
-        dist = pairwise_distance(qf[list(picks)], gf, metric).float().cpu()
-    q_pid = torch.tensor([query[i].pid for i in picks])
-    q_cam = torch.tensor([query[i].camid for i in picks])
     g_pid = torch.tensor([r.pid for r in gallery])
     g_cam = torch.tensor([r.camid for r in gallery])
-    exclude = ((q_pid[:, None] == g_pid[None]) & (q_cam[:, None] == g_cam[None])) | (
-        g_pid[None] == -1
-    )
-    values, order = torch.sort(dist.masked_fill(exclude, float("inf")), dim=1, stable=True)
-    available = (~exclude).sum(dim=1)
-    return [
-        (row[: min(topk, int(n))].tolist(), vals[: min(topk, int(n))].tolist())
-        for row, vals, n in zip(order, values, available)
-    ]
+    picks = list(picks)
+    out: dict[int, tuple[list[int], list[float]]] = {}
+
+    def rank(rows: list[int], dist: torch.Tensor) -> None:
+        q_pid = torch.tensor([query[i].pid for i in rows])
+        q_cam = torch.tensor([query[i].camid for i in rows])
+        exclude = ((q_pid[:, None] == g_pid[None]) & (q_cam[:, None] == g_cam[None])) | (
+            g_pid[None] == -1
+        )
+        masked = dist.masked_fill(exclude, float("inf"))
+        values, order = torch.sort(masked, dim=1, stable=True)
+        available = (~exclude).sum(dim=1)
+        for i, row, vals, n in zip(rows, order, values, available):
+            keep = min(topk, int(n))
+            out[i] = (row[:keep].tolist(), vals[:keep].tolist())
+
+    if rerank:  # re-ranking uses every query's neighbours: compute all rows, keep the picks
+        wanted = set(picks)
+        for start, _, block in iter_re_ranking_features(qf, gf, metric=metric):
+            block = as_tensor(block).float().cpu()
+            rows = [i for i in range(start, start + block.shape[0]) if i in wanted]
+            if rows:
+                rank(rows, block[[i - start for i in rows]])
+    else:
+        for s in range(0, len(picks), rows_per_block):
+            rows = picks[s : s + rows_per_block]
+            rank(rows, pairwise_distance(qf[rows], gf, metric).float().cpu())
+    return [out[i][0] for i in picks], [out[i][1] for i in picks]
 
 
 def draw_worst_queries(
@@ -225,8 +238,10 @@ def draw_worst_queries(
     picks = worst_queries(ap, first_match_rank, n)
     if not picks:
         raise ValueError("no valid query to draw")
-    top = _scored(query_features, gallery_features, query, gallery, picks, topk, metric, rerank)
-    ranked = [[gallery[j] for j in row] for row, _ in top]
+    indices, distances = scored_topk(
+        query_features, gallery_features, query, gallery, picks, topk, metric, rerank
+    )
+    ranked = [[gallery[j] for j in row] for row in indices]
     if not annotate:
         return draw_ranked_list([query[i] for i in picks], ranked, output)
     scoring = f"{metric} distance" + (", re-ranked" if rerank else "")
@@ -235,6 +250,6 @@ def draw_worst_queries(
         ranked,
         output,
         title=f"{len(picks)} queries with the lowest AP ({ap_mode or 'AP'}; {scoring})",
-        distances=[d for _, d in top],
+        distances=distances,
         notes=[f"AP {100 * float(ap[i]):.1f}%" for i in picks],
     )

@@ -1,0 +1,320 @@
+"""What the HTTP routes call: decoding uploads, batched embedding, search, gallery images and a
+saved run's queries. Plain Python (no FastAPI), so every rule is testable without a server.
+
+Every user mistake raises :class:`ApiError` with the HTTP status the route answers and a
+sentence saying what to change; the routes turn it into ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from bdbnet.data.images import ImageTooLargeError, UnreadableImageError, read_image
+from bdbnet.serve.batching import BatcherFullError, MicroBatcher
+from bdbnet.serve.settings import ServeConfig
+
+if TYPE_CHECKING:
+    from bdbnet.inference import FeatureExtractor, GalleryIndex
+    from bdbnet.serve.runs import SavedRun
+
+__all__ = ["ApiError", "ServeConfig", "Service", "labels_from_name"]
+
+_STREAM = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+
+
+class ApiError(Exception):
+    """A request the server refuses: ``status`` (4xx, or 503 when overloaded) and a message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def labels_from_name(name: str) -> tuple[int | None, int | None]:
+    """(identity, 0-based camera) from a Market-1501/DukeMTMC-style file name, else Nones."""
+    from bdbnet.inference import labels_from_paths
+
+    parsed = labels_from_paths([name])
+    if parsed is None:
+        return None, None
+    return int(parsed[0][0]), int(parsed[1][0])
+
+
+class _LRU:
+    """A small thread-safe least-recently-used cache of encoded thumbnails."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[Any, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> bytes | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: bytes) -> None:
+        if not self.capacity:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.capacity:
+                self._data.popitem(last=False)
+
+
+class Service:
+    """A model behind a :class:`MicroBatcher`, and what it searches or browses: a gallery
+    index (``index``) or a saved evaluation (``run``), never both."""
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        index: GalleryIndex | None = None,
+        run: SavedRun | None = None,
+        config: ServeConfig | None = None,
+    ) -> None:
+        if (index is None) == (run is None):
+            raise ValueError("give a gallery index or a saved run (exactly one)")
+        self.extractor = extractor
+        self.index = index
+        self.run = run
+        self.config = config or ServeConfig()
+        if index is not None:
+            index.check_compatible(extractor.identity)
+        self.batcher: MicroBatcher[torch.Tensor, torch.Tensor] = MicroBatcher(
+            self._forward,
+            max_batch=self.config.max_batch,
+            max_wait=self.config.max_wait_ms / 1000.0,
+            max_queue=self.config.max_queue,
+            name="bdbnet-model",
+        )
+        self._thumbs = _LRU(self.config.thumbnail_cache)
+
+    # ------------------------------------------------------------------ model
+    def _forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return list(self.extractor.embed_inputs(torch.stack(inputs)).unbind(0))
+
+    def prepare(self, uploads: Sequence[tuple[str, bytes]]) -> list[torch.Tensor]:
+        """Decode ``(file name, bytes)`` uploads with the package's image reader (pixel limit
+        from the header, before decoding) and apply the model's test preprocessing."""
+        limit = self.config.max_pixels
+        inputs = []
+        for name, data in uploads:
+            if not data:
+                raise ApiError(400, f"image {name!r} is empty")
+            try:
+                image = read_image(io.BytesIO(data), max_pixels=limit, name=repr(name))
+            except ImageTooLargeError as err:
+                size = f"has {err.pixels} pixels" if err.pixels >= 0 else "has too many pixels"
+                raise ApiError(
+                    413,
+                    f"image {name!r} {size}, over this server's limit of {limit} (--max-pixels)",
+                ) from err
+            except UnreadableImageError as err:
+                reason = _STREAM.sub("the upload", str(err.__cause__ or err))
+                raise ApiError(400, f"image {name!r} is not a readable image ({reason})") from err
+            inputs.append(self.extractor.preprocess_image(image))
+        return inputs
+
+    def submit(self, inputs: list[torch.Tensor]):
+        """Queue network inputs on the model's batcher (futures of their feature rows)."""
+        try:
+            return self.batcher.submit(inputs)
+        except BatcherFullError as err:
+            raise ApiError(503, f"the server is busy: {err}") from err
+
+    # ------------------------------------------------------------------ gallery
+    @property
+    def gallery_size(self) -> int:
+        if self.index is not None:
+            return len(self.index)
+        assert self.run is not None
+        return len(self.run.gallery_paths)
+
+    def gallery_record(self, i: int) -> tuple[str, int | None, int | None]:
+        """(path, identity, camera) of gallery item ``i`` (labels None when unknown)."""
+        if self.index is not None:
+            pids, cams = self.index.pids, self.index.camids
+            pid = None if pids is None else int(pids[i])
+            cam = None if cams is None else int(cams[i])
+            return self.index.paths[i], pid, cam
+        assert self.run is not None
+        run = self.run
+        return run.gallery_paths[i], int(run.gallery_pids[i]), int(run.gallery_camids[i])
+
+    def check_topk(self, topk: int, rerank: bool) -> None:
+        top = self.config.max_topk
+        if not 1 <= topk <= top:
+            raise ApiError(400, f"topk must be between 1 and {top} (--max-topk); got {topk}")
+        if rerank and self.gallery_size > self.config.max_rerank_gallery:
+            raise ApiError(
+                400,
+                f"rerank=true re-ranks the whole gallery per request: allowed for galleries up "
+                f"to {self.config.max_rerank_gallery} images (--max-rerank-gallery); this one "
+                f"has {self.gallery_size}",
+            )
+
+    def require_index(self) -> GalleryIndex:
+        if self.index is None:
+            raise ApiError(
+                404,
+                "this server browses a saved evaluation (--run) and holds no gallery index; "
+                "start it with --index INDEX to search",
+            )
+        return self.index
+
+    def search(self, features: torch.Tensor, topk: int, rerank: bool) -> list[list[dict]]:
+        """The ranked gallery items of each feature row, as the contract's dictionaries."""
+        result = self.require_index().search(
+            features, topk, identity=self.extractor.identity, rerank=rerank
+        )
+        out = []
+        for row, dist in zip(result.indices.tolist(), result.distances.tolist()):
+            items = []
+            for rank, (i, d) in enumerate(zip(row, dist), start=1):
+                path, pid, cam = self.gallery_record(i)
+                items.append(
+                    {
+                        "rank": rank,
+                        "index": i,
+                        "path": path,
+                        "distance": d,
+                        "pid": pid,
+                        "camid": cam,
+                    }
+                )
+            out.append(items)
+        return out
+
+    def image(self, kind: str, i: int, size: int | None) -> bytes:
+        """JPEG bytes of gallery (or, with a run, query) image ``i``, at most ``size`` pixels
+        on its longer side. Only files listed by the index or the run are ever opened: the
+        request gives an integer, never a path."""
+        if size is not None and not 16 <= size <= 1024:
+            raise ApiError(400, f"size must be between 16 and 1024 pixels; got {size}")
+        if kind == "gallery":
+            count = self.gallery_size
+        else:
+            if self.run is None:
+                raise ApiError(404, "this server holds no saved run (start it with --run DIR)")
+            count = self.run.num_queries
+        if not 0 <= i < count:
+            raise ApiError(
+                404, f"no {kind} image {i}: the {kind} has {count} images (0..{count - 1})"
+            )
+        key = (kind, i, size)
+        cached = self._thumbs.get(key)
+        if cached is not None:
+            return cached
+        path = self.gallery_record(i)[0] if kind == "gallery" else self.run.query_paths[i]  # type: ignore[union-attr]
+        try:
+            image = read_image(path)
+        except UnreadableImageError as err:
+            raise ApiError(404, f"{kind} image {i} cannot be read on the server ({err})") from err
+        if size is not None:
+            image.thumbnail((size, size))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=90)
+        data = buffer.getvalue()
+        self._thumbs.put(key, data)
+        return data
+
+    # ------------------------------------------------------------------ saved run
+    def run_summary(self) -> dict[str, Any]:
+        run = self._need_run()
+        meta = run.metadata
+        valid = ~np.isnan(run.ap)
+        return {
+            "dataset": meta.get("dataset"),
+            "model": meta.get("model"),
+            "metric": meta.get("metric"),
+            "rerank": meta.get("rerank"),
+            "ap_mode": meta.get("ap_mode"),
+            "metrics": meta.get("metrics", {}),
+            "topk": meta.get("topk"),
+            "num_queries": run.num_queries,
+            "num_valid_queries": int(valid.sum()),
+            "num_gallery": len(run.gallery_paths),
+            "cameras": sorted({int(c) for c in run.query_camids}),
+            "identities": len({int(p) for p in run.query_pids}),
+        }
+
+    def run_queries(
+        self, pid: int | None, camid: int | None, offset: int, limit: int
+    ) -> dict[str, Any]:
+        """A page of the run's queries, worst AP first, filtered by identity and camera."""
+        run = self._need_run()
+        if offset < 0 or not 1 <= limit <= 200:
+            raise ApiError(400, f"offset must be >= 0 and limit 1..200; got {offset}, {limit}")
+        order = [
+            q
+            for q in run.worst_first()
+            if (pid is None or run.query_pids[q] == pid)
+            and (camid is None or run.query_camids[q] == camid)
+        ]
+        page = []
+        for q in order[offset : offset + limit]:
+            q_pid = int(run.query_pids[q])
+            results = []
+            for rank, (g, d) in enumerate(run.ranking(q), start=1):
+                g_pid = int(run.gallery_pids[g])
+                results.append(
+                    {
+                        "rank": rank,
+                        "index": g,
+                        "path": run.gallery_paths[g],
+                        "distance": d,
+                        "pid": g_pid,
+                        "camid": int(run.gallery_camids[g]),
+                        "match": g_pid == q_pid,
+                    }
+                )
+            ap = float(run.ap[q])
+            page.append(
+                {
+                    "index": q,
+                    "path": run.query_paths[q],
+                    "pid": q_pid,
+                    "camid": int(run.query_camids[q]),
+                    "ap": None if np.isnan(ap) else ap,
+                    "first_match_rank": int(run.first_match_rank[q]),
+                    "results": results,
+                }
+            )
+        return {"total": len(order), "offset": offset, "queries": page}
+
+    def _need_run(self) -> SavedRun:
+        if self.run is None:
+            raise ApiError(404, "this server holds no saved run; start it with --run DIR")
+        return self.run
+
+    def info(self) -> dict[str, Any]:
+        ex = self.extractor
+        return {
+            "mode": "search" if self.index is not None else "run",
+            "model": ex.identity.to_dict(),
+            "feature_dim": ex.feature_dim,
+            "input_size": list(ex.input_size),
+            "preprocess": ex.preprocess,
+            "device": str(ex.device),
+            "flip": ex.flip,
+            "gallery_size": self.gallery_size,
+            "gallery_labels": self.index is None or self.index.pids is not None,
+            "limits": self.config.to_dict(),
+            "batching": self.batcher.stats.to_dict(),
+        }
+
+    def close(self) -> None:
+        self.batcher.close()
