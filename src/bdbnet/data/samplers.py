@@ -14,6 +14,16 @@ import torch
 from torch.utils.data import Sampler
 
 
+def derived_seed(seed: int, index: int) -> int:
+    """The seed of item ``index`` (an epoch, a step) of a run seeded by ``seed``: one formula
+    for the sampler's and loader's per-epoch generators and the per-step drop rectangles.
+
+    >>> derived_seed(0, 7), derived_seed(2, 7)
+    (7, 2000013)
+    """
+    return (seed * 1_000_003 + index) % (2**63 - 1)
+
+
 def sample_seed(seed: int, epoch: int, batch: int, position: int) -> int:
     """The augmentation seed of the item at ``position`` of global batch ``batch`` of ``epoch``.
 
@@ -94,7 +104,7 @@ class PKBatchSampler(Sampler[list[int]]):
 
     def global_batches(self) -> list[list[int]]:
         """Every batch of the current epoch, whole (what a single process trains on)."""
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        gen = torch.Generator().manual_seed(derived_seed(self.seed, self.epoch))
         order = torch.randperm(len(self.pid_list), generator=gen).tolist()
         flat: list[int] = []
         for i in order:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from bdbnet.data.samplers import PKBatchSampler
+from bdbnet.data.samplers import PKBatchSampler, derived_seed
 
 
 @runtime_checkable
@@ -70,7 +70,7 @@ class LoaderBatchSource:
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
-        self.loader.generator.manual_seed(self.seed * 1_000_003 + epoch)
+        self.loader.generator.manual_seed(derived_seed(self.seed, epoch))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for images, labels, *_ in self.loader:

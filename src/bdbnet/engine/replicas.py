@@ -15,13 +15,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bdbnet.data.samplers import derived_seed
 from bdbnet.models.batch_drop import BatchDropBlock, DropPlan
 from bdbnet.models.bdb import BDBTrainOutput
 
 
 def drop_plan_seed(seed: int, step: int) -> int:
     """The generator seed of step ``step``'s rectangles (the same on every rank)."""
-    return (seed * 1_000_003 + step) % (2**63 - 1)
+    return derived_seed(seed, step)
 
 
 class ReplicaForward(nn.Module):

@@ -52,11 +52,15 @@ class Checkpointing(Callback):
         trainer.result.checkpoint = self.path
         return self.path
 
+    def due(self, trainer: Trainer) -> bool:
+        """Whether this epoch's state goes to ``last.pt`` (the cadence, and the last epoch)."""
+        return trainer.epoch % self.every == 0 or trainer.epoch == trainer.epochs
+
     def on_epoch_end(self, trainer: Trainer, stats: EpochStats) -> None:
-        if trainer.epoch % self.every == 0 or trainer.epoch == trainer.epochs:
+        if self.due(trainer):
             self.save(trainer)
 
     def on_evaluation(self, trainer: Trainer, record: dict[str, Any], report: EvalReport) -> None:
         # Only when this epoch's checkpoint exists: never write one at an epoch of no cadence.
-        if trainer.epoch % self.every == 0 or trainer.epoch == trainer.epochs:
+        if self.due(trainer):
             self.save(trainer)
