@@ -60,7 +60,7 @@ def test_features_are_those_of_the_evaluation_pipeline(tiny_checkpoint, extracto
         x = transform(img.convert("RGB"))[None]
     assert x.shape[-2:] == (32, 16) == extractor.input_size
     with torch.no_grad():
-        torch.testing.assert_close(extractor(person_images[1]), model(x))
+        assert_rows_close(extractor(person_images[1]), model(x))  # NHWC kernels round differently
 
 
 def test_batching_and_order(extractor, person_images):
@@ -138,3 +138,17 @@ def test_bf16_extraction_still_ranks_each_image_first(tiny_checkpoint, person_im
     assert torch.isfinite(gallery).all()
     nearest = torch.cdist(queries, gallery).argmin(dim=1)
     assert nearest.tolist() == list(range(len(person_images)))
+
+
+def test_extractor_defaults_to_auto_precision_and_channels_last(tiny_checkpoint, monkeypatch):
+    from bdbnet.engine import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)  # auto -> fp32 on this CPU
+    fast = FeatureExtractor(tiny_checkpoint, device="cpu", batch_size=4)
+    plain = FeatureExtractor(
+        tiny_checkpoint, device="cpu", batch_size=4, amp="none", channels_last=False
+    )
+    assert (fast.amp, fast.channels_last) == ("auto", True)
+    images = [np.full((64, 32, 3), 40 * i, dtype=np.uint8) for i in range(4)]
+    a, b = fast(images), plain(images)
+    assert_rows_close(a, b)  # same features up to the kernels' rounding

@@ -81,3 +81,9 @@ def test_the_paper_preset_stays_the_default_and_reports_like_the_paper(name):
     cfg = load_config(name)
     assert (cfg.train.keep_best, cfg.eval.flip, cfg.eval.ap_mode) == ("none", False, "full")
     assert cfg.train.replicas == 1
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_is_fast_by_default(name):
+    cfg = load_config(name)
+    assert (cfg.train.amp, cfg.train.channels_last) == ("auto", True)

@@ -107,3 +107,14 @@ def test_eval_mode_restores_training_state():
     with eval_mode(m):
         assert not m.training
     assert m.training
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_cudnn_benchmark_on_gpus_unless_deterministic(monkeypatch, deterministic):
+    from bdbnet.engine.runtime import configure_backends
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    configure_backends(torch.device("cpu"), deterministic)
+    assert torch.backends.cudnn.benchmark is False  # CPUs: untouched
+    configure_backends(torch.device("cuda"), deterministic)
+    assert torch.backends.cudnn.benchmark is (not deterministic)

@@ -47,7 +47,10 @@ def good_search(c: TestClient, image: str) -> None:
     """The server still answers a valid request."""
     r = c.post("/v1/search?topk=2", files=[upload(image)])
     assert r.status_code == 200, r.text
-    assert r.json()["results"][0][0]["distance"] == pytest.approx(0.0, abs=1e-3)
+    first, second = r.json()["results"][0]
+    # the image's own copy, far closer than any other image (batch composition and NHWC
+    # kernels move features by a few 1e-4 of their norm; other images lie at about 0.6 of it)
+    assert first["distance"] < 0.01 * second["distance"]
 
 
 # ---------------------------------------------------------------------------------- routes

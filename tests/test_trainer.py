@@ -108,3 +108,21 @@ def test_bf16_training_steps_run_and_learn(tiny_synthetic, tmp_path):
     after = trainer.model.state_dict()
     assert all(v.dtype == before[k].dtype for k, v in after.items())  # weights stay fp32
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_train_compile_compiles_the_training_network(tiny_synthetic, tmp_path, monkeypatch):
+    """``train.compile=true`` hands the network the steps run (replicas, DDP) to torch.compile;
+    actually compiling is minutes on a CPU, so the compiler is stood in for here."""
+    compiled = []
+
+    def fake_compile(module):
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    splits = train_only(build_dataset("synthetic", tiny_synthetic))
+    plain = Trainer.from_config(tiny_config(), splits, tmp_path / "plain")
+    assert compiled == []
+    trainer = Trainer.from_config(tiny_config("train.compile=true"), splits, tmp_path / "compiled")
+    assert compiled == [trainer.replica_forward] and trainer.network is trainer.replica_forward
+    assert plain.network is plain.replica_forward

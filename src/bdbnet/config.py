@@ -88,6 +88,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "none"  # none | bf16 | fp16 | auto (bf16 where the hardware computes it natively)
     channels_last: bool = False
+    compile: bool = False  # torch.compile the training network (opt-in: minutes to compile)
     deterministic: bool = False
     eval_every: int = 50  # epochs; 0 = only at the end
     checkpoint_every: int = 1  # epochs between checkpoint writes (last.pt)

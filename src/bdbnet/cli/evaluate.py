@@ -10,6 +10,7 @@ from typing import Any
 
 from bdbnet.cli.support import (
     AMP_CHOICES,
+    AMP_HELP,
     DEVICE_HELP,
     POSITIVE,
     add_command,
@@ -62,7 +63,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--aqe-alpha", type=float, default=3.0, help="--aqe weight exponent")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the metrics here")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--amp", default="none", choices=AMP_CHOICES, help="autocast precision")
+    p.add_argument("--amp", default="auto", choices=AMP_CHOICES, help=AMP_HELP)
     p.add_argument(
         "--batch-size",
         type=POSITIVE,

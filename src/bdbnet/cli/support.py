@@ -35,6 +35,7 @@ __all__ = [
 _OVERRIDE = re.compile(r"[A-Za-z_]\w*\.[A-Za-z_]\w*=.*", re.DOTALL)
 DEVICE_HELP = "cpu, cuda, cuda:N or auto (a GPU when there is one)"
 AMP_CHOICES = ("none", "bf16", "fp16", "auto")
+AMP_HELP = "autocast precision (auto: bf16 where the hardware computes it natively; none: fp32)"
 
 
 class CLIError(BDBNetError):
@@ -168,9 +169,7 @@ def add_model_options(p: argparse.ArgumentParser, batches: bool = True) -> None:
     if batches:
         p.add_argument("--batch-size", type=POSITIVE, default=32, help="images per forward pass")
         p.add_argument("--flip", action="store_true", help="average with mirrored images")
-        p.add_argument(
-            "--amp", default="none", choices=AMP_CHOICES, help="autocast precision on the device"
-        )
+        p.add_argument("--amp", default="auto", choices=AMP_CHOICES, help=AMP_HELP)
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -183,7 +182,7 @@ def build_extractor(args: argparse.Namespace) -> Any:
         device=args.device,
         batch_size=getattr(args, "batch_size", 32),
         flip=getattr(args, "flip", False),
-        amp=getattr(args, "amp", "none"),
+        amp=getattr(args, "amp", "auto"),
         progress=not getattr(args, "quiet", False),
     )
 

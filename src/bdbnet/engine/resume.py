@@ -31,6 +31,7 @@ RESUMABLE_KEYS = frozenset(
         "train.device",
         "train.amp",
         "train.channels_last",
+        "train.compile",
         "data.workers",
         "data.test_batch_size",
         "data.cache_images",

@@ -109,6 +109,13 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def configure_backends(device: torch.device, deterministic: bool = False) -> None:
+    """Let cuDNN pick the fastest convolution algorithms on GPUs (fixed input sizes make the
+    search pay off after the first steps), unless the run asked for deterministic kernels."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not deterministic
+
+
 def rng_state() -> dict:
     """Every global RNG state, in a form ``torch.load(weights_only=True)`` accepts."""
     np_state = np.random.get_state()

@@ -91,6 +91,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         log_every: int = 10,
         progress: bool = True,
+        compile: bool = False,
     ) -> None:
         self.ctx = ctx or DistContext(device=next(model.parameters()).device)
         self.model = model
@@ -116,6 +117,8 @@ class Trainer:
             self.network = torch.nn.parallel.DistributedDataParallel(
                 self.replica_forward, device_ids=ids
             )
+        if compile:  # train.compile: the model's graph, fused by inductor (its first steps compile)
+            self.network = torch.compile(self.network)
         self.gather = global_batch_gather(self.ctx) if loss_scope == "global" else None
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimisation steps

@@ -209,9 +209,12 @@ class FeatureExtractor:
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ...
         batch_size: Images per forward pass.
         flip: Average each feature with that of the mirrored image.
-        amp: ``"none"``, ``"bf16"`` or ``"fp16"`` (GPU only) autocast, or ``"auto"``: bf16 only
-            where the hardware computes it natively. On CPUs without native bf16 (no
-            AVX512-BF16/AMX) bf16 is *slower* than fp32; see benchmarks/results.md.
+        amp: ``"auto"`` (default): bf16 autocast only where the hardware computes it natively
+            (GPUs, CPUs with AVX512-BF16/AMX), fp32 elsewhere, where bf16 would be *slower*
+            (benchmarks/results.md); ``"none"`` forces fp32, ``"bf16"``/``"fp16"`` (GPU only)
+            force autocast.
+        channels_last: Run the convolutions in NHWC layout (faster on GPUs and oneDNN CPUs;
+            the same features up to float rounding).
         progress: Show a progress bar over batches.
 
     Example:
@@ -225,7 +228,8 @@ class FeatureExtractor:
         device: str | torch.device = "auto",
         batch_size: int = 32,
         flip: bool = False,
-        amp: str = "none",
+        amp: str = "auto",
+        channels_last: bool = True,
         progress: bool = False,
     ) -> None:
         from bdbnet.data.recipes import build_test_transform, preprocessing_info
@@ -243,6 +247,9 @@ class FeatureExtractor:
         self.batch_size = batch_size
         self.flip = flip
         self.amp = amp
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.progress = progress
         self.identity = ModelIdentity(
             sha256=file_sha256(self.checkpoint),
@@ -324,7 +331,7 @@ class FeatureExtractor:
         from bdbnet.engine.features import embed_batch
 
         images = images.to(self.device, non_blocking=True)
-        return embed_batch(self.model, images, self.flip, self.amp).cpu()
+        return embed_batch(self.model, images, self.flip, self.amp, self.channels_last).cpu()
 
     def __repr__(self) -> str:
         return (

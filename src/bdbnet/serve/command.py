@@ -85,7 +85,7 @@ def add_serve_command(subparsers: Any) -> None:
     )
     p.add_argument(
         "--amp",
-        default="none",
+        default="auto",
         choices=["none", "bf16", "fp16", "auto"],
         help="autocast precision of the forward passes (auto: bf16 where computed natively)",
     )
