@@ -124,7 +124,7 @@ def test_official_checkpoint(tmp_path, person_images):
         x = build_test_transform(extract.config.data)(img.convert("RGB"))[None]
     with torch.no_grad():
         expected = model(x)
-    torch.testing.assert_close(extract(person_images[0]), expected)
+    assert_rows_close(extract(person_images[0]), expected)  # NHWC kernels round differently
 
 
 @needs_native_bf16

@@ -96,7 +96,7 @@ class TrainConfig:
     log_every: int = 10  # iterations between metrics.jsonl lines
     tensorboard: bool = True
     progress: bool = True
-    # Distributed / DataParallel semantics (DESIGN.md "Distributed training"):
+    # Distributed / DataParallel semantics (README "Multi-GPU and multi-node"):
     loss_scope: str = "global"  # global: loss over the whole P x K batch; local: per process
     sync_bn: bool = False  # BatchNorm statistics over all processes (DDP only)
     replicas: int = 1  # chunks per process, each with its own BN statistics and drop rectangle
