@@ -26,7 +26,7 @@ import numpy as np
 import PIL
 from _common import cpu_model, load_average, write_section
 
-from bdbnet.data.synthetic import _Renderer, generate_synthetic_reid, sample_identities
+from bdbnet.data.synthetic import Renderer, generate_synthetic_reid, sample_identities
 
 SECTION = "## Synthetic data generation"
 
@@ -66,7 +66,7 @@ def bench_generate(train_ids: int, test_ids: int, workers: int, repeats: int) ->
 def bench_render(n: int, repeats: int) -> dict:
     """Rendering alone (no JPEG, no disk), one process."""
     people = sample_identities(100, seed=0)
-    r = _Renderer(0, 6, 128, 64, 0.3)
+    r = Renderer(0, 6, 128, 64, 0.3)
     rates, per_cpu = [], []
     for _ in range(repeats):
         c, t = cpu_seconds(), time.perf_counter()

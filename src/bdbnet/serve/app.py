@@ -1,6 +1,6 @@
 """The HTTP service of ``bdbnet serve``: a FastAPI application (extra ``[serve]``).
 
-Routes (the contract of ``DESIGN.md``, "Service"):
+Routes (the user-facing API; README.md, "Serve a model", shows them in use):
 
 =====================================  =========================================================
 ``GET /``                              the web page (``static/``: plain HTML, JS and CSS)
