@@ -8,7 +8,7 @@ from torchvision.transforms.v2 import functional as F
 
 from bdbnet.config import load_config
 from bdbnet.data import build_dataset
-from bdbnet.data.pipelines.tensor import TensorBatchSource, TensorRecipe, decode_split
+from bdbnet.data.pipelines.tensor import TensorBatchSource, TensorRecipe, augment, decode_split
 from bdbnet.data.samplers import PKBatchSampler
 from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from bdbnet.engine.batch_source import BatchSource, LoaderBatchSource
@@ -186,3 +186,26 @@ def test_a_short_training_run_through_the_tensor_pipeline(tiny_synthetic, tmp_pa
 def test_pipeline_keys_are_validated(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config("synthetic-demo", overrides=[override])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("cache", ["ram", "device"])
+def test_on_the_gpu_augmentation_never_waits_for_the_host_and_matches_the_cpu(cache):
+    images = torch.randint(0, 256, (32, 3, 96, 80), dtype=torch.uint8)
+    recipe = TensorRecipe((96, 80), flip_p=0, cutout_p=0, cutout_size=64)
+    cpu = epoch_batches(source_over(images, recipe), 0)
+    stored = images.cuda() if cache == "device" else images
+    pids = [i // 4 for i in range(32)]
+    sampler = PKBatchSampler(pids, num_identities=8, num_instances=4)
+    gpu = TensorBatchSource(stored, pids, sampler, recipe, device="cuda")
+    assert torch.equal(epoch_batches(gpu, 0)[0][0].cpu(), cpu[0][0])
+    gpu.recipe = TensorRecipe((96, 80), flip_p=0.5, cutout_p=0.5, cutout_size=64)
+    gpu.set_epoch(1)
+    batch = gpu.gather(next(iter(gpu.sampler)))
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = augment(batch, gpu.recipe, gpu.step_generator(0), 32, 0)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out.device.type == "cuda" and out.shape == (32, 3, 96, 80)

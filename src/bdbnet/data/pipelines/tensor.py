@@ -83,6 +83,15 @@ class TensorRecipe:
                 v2.Resize(size, interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
             )
         self.prepare = v2.Compose(steps)
+        self._statistics: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def statistics(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mean`` and ``std`` as ``3 x 1 x 1`` float tensors on ``device`` (copied once)."""
+        if device not in self._statistics:
+            mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1).to(device)
+            std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1).to(device)
+            self._statistics[device] = (mean, std)
+        return self._statistics[device]
 
 
 def recipe_from_config(cfg: DataConfig) -> TensorRecipe:
@@ -136,9 +145,11 @@ def _spans(start: torch.Tensor, length: torch.Tensor, extent: int) -> torch.Tens
 
 
 def _uniform_int(u: torch.Tensor, count: torch.Tensor | int) -> torch.Tensor:
-    """Uniform integers in ``[0, count)`` from uniforms ``u`` in ``[0, 1)``."""
+    """Uniform integers in ``[0, count)`` from uniforms ``u`` in ``[0, 1)`` (no host copy)."""
     value = torch.floor(u * count).long()
-    return torch.minimum(value, torch.as_tensor(count, device=u.device) - 1).clamp_min(0)
+    if isinstance(count, int):
+        return value.clamp(0, count - 1)
+    return torch.minimum(value, count - 1).clamp_min(0)
 
 
 def augment(
@@ -165,7 +176,8 @@ def augment(
         flip = (u[:, 0] < recipe.flip_p)[:, None, None, None]
         images = torch.where(flip, images.flip(-1), images)
     x = F.to_dtype(images, torch.float32, scale=True)
-    x = F.normalize(x, recipe.mean, recipe.std)
+    mean, std = recipe.statistics(device)
+    x = x.sub_(mean).div_(std)  # F.normalize's operations, without its host-to-device copies
     h, w = x.shape[-2:]
     if recipe.cutout_p > 0 and recipe.cutout_size <= h and recipe.cutout_size <= w:
         size = recipe.cutout_size
@@ -261,10 +273,13 @@ class TensorBatchSource:
         """The ``uint8`` rows ``indices``, on the device."""
         index = torch.as_tensor(indices, dtype=torch.long)
         if self.images.device.type != "cpu":
+            if self.images.device.type == "cuda":
+                index = index.pin_memory()  # so that the copy is truly asynchronous
             return self.images.index_select(0, index.to(self.images.device, non_blocking=True))
         if not self._pin:
             return self.images.index_select(0, index).to(self.device)
-        rows = torch.empty((len(indices), *self.images.shape[1:]), dtype=torch.uint8).pin_memory()
+        shape = (len(indices), *self.images.shape[1:])
+        rows = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
         torch.index_select(self.images, 0, index, out=rows)
         return rows.to(self.device, non_blocking=True)
 
