@@ -186,7 +186,7 @@ def augment(
         left = _uniform_int(u[:, 3], w - size + 1)
         length = torch.full_like(top, size)
         mask = _spans(top, length, h)[:, :, None] & _spans(left, length, w)[:, None, :]
-        x = x.masked_fill((mask & apply[:, None, None])[:, None], 0.0)
+        x.masked_fill_((mask & apply[:, None, None])[:, None], 0.0)
     if recipe.erasing_p > 0:
         x = _random_erasing(x, recipe, u[:, 6], u[:, 7], u[:, 8], u[:, 9:])
     return x
@@ -217,7 +217,7 @@ def _random_erasing(
     top = _uniform_int(u_top, height - h + 1)
     left = _uniform_int(u_left, width - w + 1)
     mask = _spans(top, h, height)[:, :, None] & _spans(left, w, width)[:, None, :]
-    return x.masked_fill((mask & apply[:, None, None])[:, None], 0.0)
+    return x.masked_fill_((mask & apply[:, None, None])[:, None], 0.0)
 
 
 class TensorBatchSource:
