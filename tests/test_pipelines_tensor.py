@@ -209,3 +209,25 @@ def test_on_the_gpu_augmentation_never_waits_for_the_host_and_matches_the_cpu(ca
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert out.device.type == "cuda" and out.shape == (32, 3, 96, 80)
+
+
+def test_feature_extraction_from_pre_decoded_images_equals_the_pil_path(tiny_synthetic):
+    from conftest import calibrated_bdbnet
+
+    from bdbnet.data.transforms import reid_test_transform
+    from bdbnet.engine.features import extract_features
+
+    splits = build_dataset("synthetic", tiny_synthetic)
+    records = splits.query[:10]
+    model = calibrated_bdbnet()
+    device = torch.device("cpu")
+    pil = extract_features(model, records, reid_test_transform((32, 16)), device, 4)
+    decoded = decode_split(records, TensorRecipe((32, 16), flip_p=0))
+    tensor = extract_features(model, decoded, None, device, 4, progress=False)
+    assert tensor.shape == pil.shape == (10, pil.shape[1])
+    assert torch.equal(tensor, pil)
+    flipped = extract_features(model, decoded, None, device, 4, flip=True, progress=False)
+    pil_flipped = extract_features(model, records, reid_test_transform((32, 16)), device, 4, True)
+    assert torch.equal(flipped, pil_flipped)
+    with pytest.raises(ValueError, match="uint8"):
+        extract_features(model, decoded.float(), None, device)
