@@ -116,7 +116,8 @@ def build_batch_source(splits: DatasetSplits, cfg: Config, ctx: DistContext) -> 
     if tensor:
         from bdbnet.data.pipelines.tensor import build_tensor_source
 
-        return build_tensor_source(splits.train, d, sampler, ctx.device, cfg.train.seed)
+        progress = cfg.train.progress and ctx.is_main
+        return build_tensor_source(splits.train, d, sampler, ctx.device, cfg.train.seed, progress)
     cache = d.cache_images or d.cache == "ram"
     dataset = ImageDataset(splits.train, build_train_transform(d), cache=cache)
     pin = ctx.device.type == "cuda"

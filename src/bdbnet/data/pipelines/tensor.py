@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
+from tqdm.auto import tqdm
 
 from bdbnet.config import DataConfig
 from bdbnet.data.images import read_image
@@ -117,7 +118,10 @@ def _decode_one(path: str, recipe: TensorRecipe) -> torch.Tensor:
 
 
 def decode_split(
-    records: Sequence[ImageRecord], recipe: TensorRecipe, threads: int | None = None
+    records: Sequence[ImageRecord],
+    recipe: TensorRecipe,
+    threads: int | None = None,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Every image of ``records`` through ``recipe.prepare``, as one ``uint8`` tensor
     ``N x 3 x H x W`` (decoded in ``threads`` threads: PIL releases the GIL while decoding and
@@ -129,12 +133,10 @@ def decode_split(
     def fill(i: int) -> None:
         out[i] = _decode_one(str(records[i].path), recipe)
 
-    if threads <= 1:
-        for i in range(len(records)):
-            fill(i)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(fill, range(len(records))))
+    bar = tqdm(total=len(records), desc="decode", disable=not progress, leave=False)
+    with bar, ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(fill, range(len(records))):
+            bar.update()
     return out
 
 
@@ -305,10 +307,13 @@ def build_tensor_source(
     sampler: PKBatchSampler,
     device: torch.device,
     seed: int,
+    progress: bool = False,
 ) -> TensorBatchSource:
-    """Decode ``records`` by ``cfg``'s recipe and keep them where ``cfg.cache`` says."""
+    """Decode ``records`` by ``cfg``'s recipe (in ``cfg.workers`` threads, default: up to 8) and
+    keep them where ``cfg.cache`` says (``none`` and ``ram``: in RAM; ``device``: on
+    ``device``)."""
     recipe = recipe_from_config(cfg)
-    images = decode_split(records, recipe, threads=cfg.workers or None)
+    images = decode_split(records, recipe, threads=cfg.workers or None, progress=progress)
     if cfg.cache == "device":
         images = images.to(device)
     return TensorBatchSource(images, [r.pid for r in records], sampler, recipe, device, seed)
