@@ -58,6 +58,8 @@ class DataConfig:
     num_instances: int = 4  # K
     workers: int = 4
     cache_images: bool = False
+    pipeline: str = "pil"  # pil (DataLoader workers) | tensor (bdbnet.data.pipelines.tensor)
+    cache: str = "none"  # none | ram | device (tensor only); pil with ram: as cache_images
     test_batch_size: int = 128
 
 
@@ -259,6 +261,8 @@ def validate(cfg: Config) -> None:
         "model.drop_mode": (cfg.model.drop_mode, ("batch", "sample", "none")),
         "model.branches": (cfg.model.branches, ("both", "global", "drop")),
         "data.recipe": (cfg.data.recipe, ("reid", "retrieval")),
+        "data.pipeline": (cfg.data.pipeline, ("pil", "tensor")),
+        "data.cache": (cfg.data.cache, ("none", "ram", "device")),
         "train.amp": (cfg.train.amp, ("none", "bf16", "fp16", "auto")),
         "eval.metric": (cfg.eval.metric, ("euclidean", "cosine")),
         "optim.optimizer": (cfg.optim.optimizer, ("adam", "adamw", "sgd")),
@@ -324,6 +328,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"input size {cfg.data.height}x{cfg.data.width} must be divisible by 16 "
             "(the network's total stride with last stride 1)"
+        )
+    if cfg.data.cache == "device" and cfg.data.pipeline != "tensor":
+        raise ConfigError(
+            "data.cache=device needs data.pipeline=tensor (allowed with pil: none, ram)"
         )
     if cfg.optim.warmup_epochs and cfg.optim.warmup_epochs % cfg.optim.warmup_step:
         raise ConfigError("optim.warmup_epochs must be a multiple of optim.warmup_step")

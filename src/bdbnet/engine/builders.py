@@ -13,7 +13,7 @@ from bdbnet.data.image_dataset import ImageDataset
 from bdbnet.data.recipes import build_train_transform, preprocessing_info
 from bdbnet.data.records import DatasetSplits
 from bdbnet.data.samplers import PKBatchSampler
-from bdbnet.engine.batch_source import LoaderBatchSource
+from bdbnet.engine.batch_source import BatchSource, LoaderBatchSource
 from bdbnet.engine.callbacks import (
     Checkpointing,
     EpochLine,
@@ -110,20 +110,40 @@ def check_layout(cfg: Config, ctx: DistContext) -> None:
         )
 
 
-def build_batch_source(splits: DatasetSplits, cfg: Config, ctx: DistContext) -> LoaderBatchSource:
-    """This rank's share of the P x K batches of augmented training images."""
+def build_batch_source(splits: DatasetSplits, cfg: Config, ctx: DistContext) -> BatchSource:
+    """This rank's share of the P x K batches of augmented training images, by
+    ``data.pipeline``: ``pil`` (:class:`LoaderBatchSource`) or ``tensor``
+    (:class:`~bdbnet.data.pipelines.tensor.TensorBatchSource`)."""
     d = cfg.data
-    dataset = ImageDataset(splits.train, build_train_transform(d), cache=d.cache_images)
+    pipelines, caches = ("pil", "tensor"), ("none", "ram", "device")
+    if d.pipeline not in pipelines:
+        raise ConfigError(
+            f"data.pipeline must be one of {', '.join(pipelines)}; got {d.pipeline!r}"
+        )
+    if d.cache not in caches:
+        raise ConfigError(f"data.cache must be one of {', '.join(caches)}; got {d.cache!r}")
+    tensor = d.pipeline == "tensor"
+    if d.cache == "device" and not tensor:
+        raise ConfigError(
+            "data.cache=device needs data.pipeline=tensor (allowed with pil: none, ram)"
+        )
     sampler = PKBatchSampler(
-        dataset.pids,
+        [r.pid for r in splits.train],
         d.num_identities,
         d.num_instances,
         seed=cfg.train.seed,
         drop_last=True,
         world_size=ctx.world_size,
         rank=ctx.rank,
-        with_seeds=True,
+        with_seeds=not tensor,
     )
+    if tensor:
+        from bdbnet.data.pipelines.tensor import build_tensor_source
+
+        progress = cfg.train.progress and ctx.is_main
+        return build_tensor_source(splits.train, d, sampler, ctx.device, cfg.train.seed, progress)
+    cache = d.cache_images or d.cache == "ram"
+    dataset = ImageDataset(splits.train, build_train_transform(d), cache=cache)
     pin = ctx.device.type == "cuda"
     return LoaderBatchSource(dataset, sampler, d.workers, pin_memory=pin, seed=cfg.train.seed)
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
+from torchvision.transforms.v2 import functional as F
 from tqdm.auto import tqdm
 
 from bdbnet.data.image_dataset import ImageDataset
 from bdbnet.data.records import ImageRecord
+from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from bdbnet.engine.runtime import autocast, eval_mode
 
 
@@ -34,8 +36,8 @@ def embed_batch(
 
 def extract_features(
     model: torch.nn.Module,
-    records: Sequence[ImageRecord],
-    transform: Callable[[Any], torch.Tensor],
+    records: Sequence[ImageRecord] | torch.Tensor,
+    transform: Callable[[Any], torch.Tensor] | None,
     device: torch.device,
     batch_size: int = 128,
     flip: bool = False,
@@ -45,7 +47,16 @@ def extract_features(
     progress: bool = True,
     desc: str = "extract",
 ) -> torch.Tensor:
-    """Features of ``records`` (in order) as an ``(N, D)`` float32 tensor on the CPU."""
+    """Features of ``records`` (in order) as an ``(N, D)`` float32 tensor on the CPU.
+
+    ``records`` may also be a pre-decoded ``uint8`` tensor ``N x 3 x H x W`` (for example from
+    :func:`~bdbnet.data.pipelines.tensor.decode_split` with the test recipe's resize): then
+    ``transform`` is unused and :func:`extract_tensor_features` normalises on the device.
+    """
+    if isinstance(records, torch.Tensor):
+        return extract_tensor_features(
+            model, records, device, batch_size, flip, amp, channels_last, progress, desc
+        )
     loader = DataLoader(
         ImageDataset(records, transform),
         batch_size=batch_size,
@@ -59,6 +70,45 @@ def extract_features(
         for images, *_ in tqdm(loader, desc=desc, disable=not progress, leave=False):
             images = images.to(device, non_blocking=True)
             chunks.append(embed_batch(model, images, flip, amp, channels_last).cpu())
+    if not chunks:
+        return torch.empty(0, getattr(model, "feature_dim", 0))
+    return torch.cat(chunks)
+
+
+def extract_tensor_features(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    batch_size: int = 128,
+    flip: bool = False,
+    amp: str = "none",
+    channels_last: bool = False,
+    progress: bool = True,
+    desc: str = "extract",
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """Features of the ``uint8`` images ``N x 3 x H x W`` (on the CPU or on ``device``), in
+    order, as an ``(N, D)`` float32 tensor on the CPU: each batch goes to the device as
+    ``uint8`` and is converted and normalised there, by the operations of the PIL path's
+    ``ToDtype`` and ``Normalize`` (so its input is bit-equal to the PIL path's)."""
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(
+            f"need N x 3 x H x W uint8 images, got {images.dtype} {tuple(images.shape)}"
+        )
+    mean_t = torch.tensor(list(mean), dtype=torch.float32).view(-1, 1, 1).to(device)
+    std_t = torch.tensor(list(std), dtype=torch.float32).view(-1, 1, 1).to(device)
+    pin = device.type == "cuda" and images.device.type == "cpu"
+    chunks = []
+    starts = range(0, images.shape[0], batch_size)
+    with eval_mode(model):
+        for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
+            batch = images[start : start + batch_size]
+            if pin:
+                batch = batch.pin_memory()
+            batch = batch.to(device, non_blocking=True)
+            x = F.to_dtype(batch, torch.float32, scale=True).sub_(mean_t).div_(std_t)
+            chunks.append(embed_batch(model, x, flip, amp, channels_last).cpu())
     if not chunks:
         return torch.empty(0, getattr(model, "feature_dim", 0))
     return torch.cat(chunks)
