@@ -114,19 +114,8 @@ def build_batch_source(splits: DatasetSplits, cfg: Config, ctx: DistContext) -> 
     """This rank's share of the P x K batches of augmented training images, by
     ``data.pipeline``: ``pil`` (:class:`LoaderBatchSource`) or ``tensor``
     (:class:`~bdbnet.data.pipelines.tensor.TensorBatchSource`)."""
-    d = cfg.data
-    pipelines, caches = ("pil", "tensor"), ("none", "ram", "device")
-    if d.pipeline not in pipelines:
-        raise ConfigError(
-            f"data.pipeline must be one of {', '.join(pipelines)}; got {d.pipeline!r}"
-        )
-    if d.cache not in caches:
-        raise ConfigError(f"data.cache must be one of {', '.join(caches)}; got {d.cache!r}")
+    d = cfg.data  # data.pipeline and data.cache are checked by bdbnet.config.validate
     tensor = d.pipeline == "tensor"
-    if d.cache == "device" and not tensor:
-        raise ConfigError(
-            "data.cache=device needs data.pipeline=tensor (allowed with pil: none, ram)"
-        )
     sampler = PKBatchSampler(
         [r.pid for r in splits.train],
         d.num_identities,
