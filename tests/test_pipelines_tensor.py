@@ -10,7 +10,7 @@ from bdbnet.config import load_config
 from bdbnet.data import build_dataset
 from bdbnet.data.pipelines.tensor import TensorBatchSource, TensorRecipe, augment, decode_split
 from bdbnet.data.samplers import PKBatchSampler
-from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, reid_test_transform
 from bdbnet.engine.batch_source import BatchSource, LoaderBatchSource
 from bdbnet.engine.builders import build_batch_source
 from bdbnet.engine.distributed import DistContext
@@ -231,3 +231,27 @@ def test_feature_extraction_from_pre_decoded_images_equals_the_pil_path(tiny_syn
     assert torch.equal(flipped, pil_flipped)
     with pytest.raises(ValueError, match="uint8"):
         extract_features(model, decoded.float(), None, device)
+
+
+def test_evaluation_through_the_tensor_path_equals_the_pil_path(tiny_synthetic):
+    """``data.pipeline=tensor`` evaluates on decoded uint8 batches normalised on the device:
+    the same features, so the same metrics, as the DataLoader path."""
+    from conftest import calibrated_bdbnet
+
+    from bdbnet.engine.evaluator import evaluate_model
+    from bdbnet.engine.features import extract_decoded_features, extract_features
+
+    splits = build_dataset("synthetic", tiny_synthetic)
+    model = calibrated_bdbnet(num_classes=splits.num_train_pids, backbone="resnet18")
+    device = torch.device("cpu")
+    pil_cfg = tiny_config()
+    tensor_cfg = tiny_config("data.pipeline=tensor")
+    pil = evaluate_model(model, splits, pil_cfg, device, progress=False)
+    tensor = evaluate_model(model, splits, tensor_cfg, device, progress=False)
+    assert tensor.metrics == pil.metrics
+    # decoded 8 images at a time (batches of 4, as the loader's): the PIL path's features
+    records = splits.gallery[:10]
+    transform = reid_test_transform((pil_cfg.data.height, pil_cfg.data.width))
+    expected = extract_features(model, records, transform, device, 4, progress=False)
+    got = extract_decoded_features(model, records, tensor_cfg, device, 4, progress=False, chunk=8)
+    assert torch.equal(got, expected)

@@ -17,7 +17,7 @@ from bdbnet.engine.distributed import (
     shard_range,
     sync_buffers,
 )
-from bdbnet.engine.features import extract_features
+from bdbnet.engine.features import extract_decoded_features, extract_features
 
 #: The AP definitions, each also reported as ``mAP_<mode>`` (bdbnet.evaluation.rank).
 AP_KEYS = {mode: f"mAP_{mode}" for mode in ("full", "truncated", "trapezoid")}
@@ -84,7 +84,10 @@ def evaluate_model(
 
     def features(records, desc: str) -> torch.Tensor:
         mine = [records[i] for i in shard_range(len(records), ctx, block)]
-        local = extract_features(model, mine, desc=desc, **common)
+        if cfg.data.pipeline == "tensor":
+            local = extract_decoded_features(model, mine, cfg, desc=desc, **common)
+        else:
+            local = extract_features(model, mine, desc=desc, **common)
         return gather_shards(local, len(records), ctx, block)
 
     sync_buffers(model, ctx)

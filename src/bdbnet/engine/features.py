@@ -112,3 +112,39 @@ def extract_tensor_features(
     if not chunks:
         return torch.empty(0, getattr(model, "feature_dim", 0))
     return torch.cat(chunks)
+
+
+def extract_decoded_features(
+    model: torch.nn.Module,
+    records: Sequence[ImageRecord],
+    cfg: Any,
+    device: torch.device,
+    batch_size: int = 128,
+    flip: bool = False,
+    amp: str = "none",
+    workers: int = 0,
+    channels_last: bool = False,
+    progress: bool = True,
+    desc: str = "extract",
+    transform: Any = None,
+    chunk: int = 4096,
+) -> torch.Tensor:
+    """``data.pipeline=tensor`` evaluation: ``chunk`` images at a time are decoded in threads
+    by the test recipe's resize (:func:`~bdbnet.data.pipelines.tensor.test_recipe_from_config`
+    of the :class:`~bdbnet.config.Config` ``cfg``), then converted and normalised on the device;
+    the features equal the PIL path's (``transform``, unused here). Chunks bound the host memory
+    (4096 Market-1501 images: 0.6 GB of uint8)."""
+    from bdbnet.data.pipelines.tensor import decode_split, test_recipe_from_config
+
+    recipe = test_recipe_from_config(cfg.data)
+    parts = []
+    for start in range(0, len(records), chunk):
+        images = decode_split(records[start : start + chunk], recipe, threads=workers or None)
+        parts.append(
+            extract_tensor_features(
+                model, images, device, batch_size, flip, amp, channels_last, progress, desc
+            )
+        )
+    if not parts:
+        return torch.empty(0, getattr(model, "feature_dim", 0))
+    return torch.cat(parts)

@@ -38,7 +38,13 @@ from bdbnet.data.samplers import PKBatchSampler, derived_seed
 from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PadToSquare
 from bdbnet.errors import ConfigError
 
-__all__ = ["TensorBatchSource", "TensorRecipe", "decode_split", "recipe_from_config"]
+__all__ = [
+    "TensorBatchSource",
+    "TensorRecipe",
+    "decode_split",
+    "recipe_from_config",
+    "test_recipe_from_config",
+]
 
 
 class TensorRecipe:
@@ -109,6 +115,15 @@ def recipe_from_config(cfg: DataConfig) -> TensorRecipe:
     if cfg.recipe != "reid":
         raise ConfigError(f"data.recipe must be one of reid, retrieval; got {cfg.recipe!r}")
     return TensorRecipe((cfg.height, cfg.width), flip_p, cfg.cutout_prob, cfg.cutout_size)
+
+
+def test_recipe_from_config(cfg: DataConfig) -> TensorRecipe:
+    """The tensor path's version of :func:`~bdbnet.data.recipes.build_test_transform`: the
+    same resize (and, for retrieval, padding), no random part."""
+    if cfg.recipe == "retrieval":
+        size = (cfg.test_resize, cfg.test_resize)
+        return TensorRecipe(size, flip_p=0.0, pad_to_square=cfg.test_pad_to_square)
+    return TensorRecipe((cfg.height, cfg.width), flip_p=0.0)
 
 
 def _decode_one(path: str, recipe: TensorRecipe) -> torch.Tensor:
