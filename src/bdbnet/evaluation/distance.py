@@ -79,7 +79,7 @@ def _check_metric(metric: str) -> None:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
 
 
-def _prepare_features(
+def prepare_features(
     x: ArrayLike,
     y: ArrayLike | None,
     metric: str,
@@ -117,7 +117,7 @@ def auto_chunk_rows(num_cols: int, block_elements: int = DEFAULT_BLOCK_ELEMENTS)
     return max(1, int(block_elements // max(1, num_cols)))
 
 
-def _distance_block(
+def distance_block(
     xs: torch.Tensor,
     y: torch.Tensor,
     metric: str,
@@ -163,7 +163,7 @@ def iter_pairwise_distance(
     >>> [(s, e, tuple(b.shape)) for s, e, b in iter_pairwise_distance(x, chunk_size=2)]
     [(0, 2, (2, 3)), (2, 3, (1, 3))]
     """
-    xt, yt = _prepare_features(x, y, metric, device)
+    xt, yt = prepare_features(x, y, metric, device)
     is_self = yt is None
     yt = xt if yt is None else yt
     y_sqnorm = None if metric == "cosine" else yt.pow(2).sum(1)
@@ -172,7 +172,7 @@ def iter_pairwise_distance(
         raise ValueError("chunk_size must be positive")
     for start in range(0, xt.shape[0], rows):
         stop = min(xt.shape[0], start + rows)
-        block = _distance_block(xt[start:stop], yt, metric, y_sqnorm, start if is_self else None)
+        block = distance_block(xt[start:stop], yt, metric, y_sqnorm, start if is_self else None)
         yield start, stop, block
 
 
@@ -200,7 +200,7 @@ def pairwise_distance(
     >>> pairwise_distance(np.array([[1.0, 0.0]]), np.array([[0.0, 2.0]]), metric="cosine")
     array([[1.]])
     """
-    xt, yt = _prepare_features(x, y, metric, device)
+    xt, yt = prepare_features(x, y, metric, device)
     n_cols = xt.shape[0] if yt is None else yt.shape[0]
     out = torch.empty(xt.shape[0], n_cols, dtype=xt.dtype, device=xt.device)
     for start, stop, block in iter_pairwise_distance(
