@@ -35,6 +35,7 @@ __all__ = [
     "auto_chunk_rows",
     "iter_pairwise_distance",
     "pairwise_distance",
+    "topk",
 ]
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence
@@ -210,3 +211,30 @@ def pairwise_distance(
     if isinstance(x, torch.Tensor):
         return out
     return out.cpu().numpy()
+
+
+def topk(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, indices)`` of the ``k`` smallest entries of each row of ``d``, nearest first.
+
+    Ties are broken by column (gallery) index, the smaller first: the result is the first ``k``
+    of a stable argsort of every row, without sorting whole rows. ``k`` is capped at the number
+    of columns. The one top-k of bdbnet (search, ranked lists, query expansion).
+
+    Examples
+    --------
+    >>> vals, idx = topk(torch.tensor([[0.5, 0.1, 0.5, 0.5]]), 3)
+    >>> idx.tolist(), vals.tolist()
+    ([[1, 0, 2]], [[0.10000000149011612, 0.5, 0.5]])
+    """
+    k = min(k, d.shape[1])
+    kth = torch.topk(d, k, dim=1, largest=False, sorted=True).values[:, -1:]
+    below = d < kth
+    at = d == kth
+    need = k - below.sum(1, keepdim=True)
+    if bool((at.sum(1, keepdim=True) > need).any()):
+        # more items tie with the k-th value than fit: keep the ones with the smallest index
+        at &= torch.cumsum(at, dim=1, dtype=torch.int32) <= need
+    cols = (below | at).nonzero()[:, 1].view(d.shape[0], k)
+    vals = d.gather(1, cols)
+    vals, order = torch.sort(vals, dim=1, stable=True)
+    return vals, cols.gather(1, order)
