@@ -22,20 +22,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from bdbnet.evaluation.distance import (
-    DEFAULT_BLOCK_ELEMENTS,
-    ArrayLike,
-    Metric,
-    as_tensor,
-    auto_chunk_rows,
-)
+from bdbnet.evaluation.distance import ArrayLike, Metric, as_tensor, auto_chunk_rows
 from bdbnet.evaluation.rerank_sources import DistanceSource, FeatureSource, MatrixSource
 
 __all__ = [
@@ -99,13 +92,10 @@ class _Neighbours:
     def __init__(self, source: DistanceSource, k: int, rows: int) -> None:
         n = source.n
         self.k = k = min(k, n)
-        self.fetch = fetch = min(n, k + _TIE_MARGIN)
+        fetch = min(n, k + _TIE_MARGIN)
         self.idx = np.empty((n, fetch), dtype=np.int64)
         self.val = np.empty((n, fetch), dtype=np.float32)
         self.row_max = np.empty(n, dtype=np.float32)
-        if getattr(source, "symmetric", False):
-            self._symmetric_pass(source)
-            return
         for s, e in _row_ranges(source.num_query, n, rows):
             block, offset = source.ranking_rows(s, e)
             vals, idx = torch.topk(block, fetch, dim=1, largest=False, sorted=False)
@@ -113,72 +103,25 @@ class _Neighbours:
             if offset is not None:  # squared distance = clamp(raw + row norm, 0)
                 mx = (mx + offset).clamp_(min=0.0)
                 vals = (vals + offset.unsqueeze(1)).clamp_(min=0.0)
-
-            def full_row(r: int, block=block, offset=offset) -> torch.Tensor:
-                return block[r] if offset is None else (block[r] + offset[r]).clamp_(min=0.0)
-
-            self._store(s, e, vals, idx, mx, full_row)
+            vals = vals / mx.unsqueeze(1)
+            # Order the fetched items by (value, index); values are >= 0, so their float bits
+            # are order-preserving integers and the pair fits one int64 key.
+            key = ((vals + 0.0).view(torch.int32).to(torch.int64) << 31) | idx
+            key = _sort_values(key).cpu().numpy()
+            self.idx[s:e] = key & ((1 << 31) - 1)
+            self.val[s:e] = (key >> 31).astype(np.int32).view(np.float32)
+            self.row_max[s:e] = mx.cpu().numpy()
+            if fetch < n:
+                # Items beyond the fetched ones are at least as far as the farthest fetched one;
+                # if that one ties with the k-th, a smaller index may hide there: redo the row.
+                bad = np.flatnonzero(self.val[s:e, -1] == self.val[s:e, k - 1])
+                for r in bad.tolist():
+                    full = block[r] if offset is None else (block[r] + offset[r]).clamp_(min=0.0)
+                    full = full / mx[r]
+                    order = _argsort(full, stable=True)[:fetch]
+                    self.idx[s + r] = order.cpu().numpy()
+                    self.val[s + r] = full[order].cpu().numpy()
             del block
-
-    def _symmetric_pass(self, source: FeatureSource) -> None:
-        """Steps 1-2 over the upper triangle of the joint matrix only (half the products).
-
-        The source's blocks are exactly symmetric, so block ``(A, B)`` serves the rows of ``A``
-        and, transposed, those of ``B``; per row a running top-``fetch`` and maximum are kept.
-        """
-        n, fetch, dev = source.n, self.fetch, source.device
-        side = max(1, min(n, math.isqrt(DEFAULT_BLOCK_ELEMENTS)))
-        best_v = torch.full((n, fetch), float("inf"), device=dev)
-        best_i = torch.zeros((n, fetch), dtype=torch.int64, device=dev)
-        mx = torch.zeros(n, device=dev)  # squared distances are >= 0
-
-        def merge(rows: slice, d: torch.Tensor, col0: int) -> None:
-            v, i = torch.topk(d, min(fetch, d.shape[1]), dim=1, largest=False, sorted=False)
-            cv = torch.cat([best_v[rows], v], 1)
-            ci = torch.cat([best_i[rows], i.add_(col0)], 1)
-            v, pos = torch.topk(cv, fetch, dim=1, largest=False, sorted=False)
-            best_v[rows], best_i[rows] = v, ci.gather(1, pos)
-            mx[rows] = torch.maximum(mx[rows], d.amax(1))
-
-        starts = range(0, n, side)
-        for a0 in starts:
-            rows_a = slice(a0, min(n, a0 + side))
-            for b0 in starts[a0 // side :]:
-                rows_b = slice(b0, min(n, b0 + side))
-                d = source.symmetric_block(rows_a, rows_b)
-                merge(rows_a, d, b0)
-                if b0 != a0:
-                    merge(rows_b, d.T.contiguous(), a0)
-                del d
-
-        for s in range(0, n, _SET_ROWS):
-            e = min(n, s + _SET_ROWS)
-
-            def full_row(r: int, s: int = s) -> torch.Tensor:
-                return source.symmetric_block(slice(s + r, s + r + 1), slice(0, n))[0]
-
-            self._store(s, e, best_v[s:e], best_i[s:e], mx[s:e], full_row)
-
-    def _store(self, s, e, vals, idx, mx, full_row) -> None:
-        """Normalise the fetched ``(vals, idx)`` of rows ``s:e``, order them by (value, index)."""
-        n, k, fetch = self.idx.shape[0], self.k, self.fetch
-        vals = vals / mx.unsqueeze(1)
-        # Order the fetched items by (value, index); values are >= 0, so their float bits
-        # are order-preserving integers and the pair fits one int64 key.
-        key = ((vals + 0.0).view(torch.int32).to(torch.int64) << 31) | idx
-        key = _sort_values(key).cpu().numpy()
-        self.idx[s:e] = key & ((1 << 31) - 1)
-        self.val[s:e] = (key >> 31).astype(np.int32).view(np.float32)
-        self.row_max[s:e] = mx.cpu().numpy()
-        if fetch < n:
-            # Items beyond the fetched ones are at least as far as the farthest fetched one;
-            # if that one ties with the k-th, a smaller index may hide there: redo the row.
-            bad = np.flatnonzero(self.val[s:e, -1] == self.val[s:e, k - 1])
-            for r in bad.tolist():
-                full = full_row(r) / mx[r]
-                order = _argsort(full, stable=True)[:fetch]
-                self.idx[s + r] = order.cpu().numpy()
-                self.val[s + r] = full[order].cpu().numpy()
 
     @property
     def ranks(self) -> np.ndarray:

@@ -20,9 +20,6 @@ from bdbnet.evaluation.distance import ArrayLike, distance_block, prepare_featur
 
 __all__ = ["DistanceSource", "FeatureSource", "MatrixSource", "square"]
 
-#: Largest query x gallery block kept from the neighbour pass for the final blend (512 MiB).
-_KEEP_QG_ELEMENTS = 1 << 27
-
 
 class DistanceSource(Protocol):
     """Where squared distances come from: the joint (query + gallery) set, queries first."""
@@ -120,40 +117,6 @@ class FeatureSource:
         self.sqn = self.x.pow(2).sum(1)
         # float32 Euclidean features take a shortcut when ranking: see ranking_rows.
         self.fast = metric == "euclidean" and self.x.dtype == torch.float32
-        # ... and the neighbour pass then reads only the upper triangle: see symmetric_block.
-        self.symmetric = self.fast
-        # Query x gallery block kept from that pass for the final blend, when small enough.
-        self._qg: torch.Tensor | None = None
-
-    def symmetric_block(self, a: slice, b: slice) -> torch.Tensor:
-        """Squared Euclidean distances of items ``a`` to items ``b``, exactly symmetric.
-
-        ``(|x_i|^2 + |x_j|^2) - 2 x_i.x_j``, clamped at 0: the norms are summed first (the same
-        in both orders) and an off-diagonal block is computed once for both of its orientations;
-        a block on the diagonal is made symmetric from its upper triangle and gets exact zeros
-        on its diagonal. The query x gallery part is kept for :meth:`query_gallery`.
-        """
-        base = self.sqn[a].unsqueeze(1) + self.sqn[b].unsqueeze(0)
-        d = torch.addmm(base, self.x[a], self.x[b].T, alpha=-2.0).clamp_(min=0.0)
-        if a.start == b.start and a.stop == b.stop:
-            d = torch.triu(d, 1)
-            d += d.T.clone()
-        elif a.stop - a.start == 1 and b.start <= a.start < b.stop:
-            d[0, a.start - b.start] = 0.0
-        self._keep_query_gallery(a, b, d)
-        return d
-
-    def _keep_query_gallery(self, a: slice, b: slice, d: torch.Tensor) -> None:
-        nq, ng = self.num_query, self.n - self.num_query
-        if a.stop - a.start == 1 or a.start >= nq or b.stop <= nq:
-            return
-        if self._qg is None:
-            if nq * ng > _KEEP_QG_ELEMENTS:
-                return
-            self._qg = torch.empty(nq, ng, dtype=torch.float32, device=self.device)
-        r1 = min(a.stop, nq)
-        c0 = max(b.start, nq)
-        self._qg[a.start : r1, c0 - nq : b.stop - nq] = d[: r1 - a.start, c0 - b.start :]
 
     def _raw(self, start: int, stop: int, cols: slice) -> torch.Tensor:
         """``|y|^2 - 2 x.y`` for rows ``start:stop`` against items ``cols``."""
@@ -194,11 +157,6 @@ class FeatureSource:
         return raw, offset
 
     def query_gallery(self, start: int, stop: int) -> torch.Tensor:
-        if self._qg is not None:
-            out = self._qg[start:stop].clone()
-            if stop >= self.num_query:
-                self._qg = None  # the last block: free it
-            return out
         return self._squared(start, stop, slice(self.num_query, None), diagonal=False)
 
     def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
