@@ -20,6 +20,9 @@ from bdbnet.evaluation.distance import ArrayLike, distance_block, prepare_featur
 
 __all__ = ["DistanceSource", "FeatureSource", "MatrixSource", "square"]
 
+#: Largest query x gallery block kept from the ranking pass for the final blend (512 MiB).
+_KEEP_QG_ELEMENTS = 1 << 27
+
 
 class DistanceSource(Protocol):
     """Where squared distances come from: the joint (query + gallery) set, queries first."""
@@ -117,6 +120,11 @@ class FeatureSource:
         self.sqn = self.x.pow(2).sum(1)
         # float32 Euclidean features take a shortcut when ranking: see ranking_rows.
         self.fast = metric == "euclidean" and self.x.dtype == torch.float32
+        # The query x gallery squared distances, kept from the ranking pass for the final blend
+        # (saves a second Q x G matrix product) when they fit in _KEEP_QG_ELEMENTS.
+        nq, ng = self.num_query, self.n - self.num_query
+        self._qg: torch.Tensor | None = None
+        self._keep_qg = self.fast and nq * ng <= _KEEP_QG_ELEMENTS
 
     def _raw(self, start: int, stop: int, cols: slice) -> torch.Tensor:
         """``|y|^2 - 2 x.y`` for rows ``start:stop`` against items ``cols``."""
@@ -154,9 +162,20 @@ class FeatureSource:
         offset = self.sqn[start:stop]
         rows = torch.arange(stop - start, device=raw.device)
         raw[rows, rows + start] = -offset  # the item itself: exactly 0 once the norm is added
+        nq = self.num_query
+        if self._keep_qg and stop <= nq:
+            if self._qg is None:
+                self._qg = torch.empty(nq, self.n - nq, dtype=torch.float32, device=self.device)
+            # the very values query_gallery would compute: (|y|^2 - 2 x.y) + |x|^2, clamped
+            torch.add(raw[:, nq:], offset.unsqueeze(1), out=self._qg[start:stop]).clamp_(min=0.0)
         return raw, offset
 
     def query_gallery(self, start: int, stop: int) -> torch.Tensor:
+        if self._qg is not None:
+            out = self._qg[start:stop]  # used once: the caller may change it in place
+            if stop >= self.num_query:
+                self._qg = None
+            return out
         return self._squared(start, stop, slice(self.num_query, None), diagonal=False)
 
     def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
