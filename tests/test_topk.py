@@ -31,7 +31,8 @@ def test_search_and_ranked_lists_use_it():
     assert ranked[:, 0].tolist() == list(range(5)) and ranked[:, 1].tolist() == list(range(5, 10))
     assert search_module.topk is topk
     res = search_module.topk_search(q, g, k=2, gallery_chunk=3)
-    assert res.indices.tolist() == ranked.tolist()
+    # chunks compute the twins' distances apart (float rounding may order them either way)
+    assert [sorted(r) for r in res.indices.tolist()] == [[i, i + 5] for i in range(5)]
 
 
 def test_dense_re_ranking_shares_the_iterator_signatures():
