@@ -602,9 +602,9 @@ def main(argv: list[str] | None = None) -> int:
             "images). Times are wall-clock "
             f"(best of {args.repeats} runs for `evaluate_rank`, single runs otherwise); memory is "
             "the growth of a fresh process's peak RSS after its inputs are loaded. References "
-            "are written in the script: a textbook per-query NumPy evaluator and a dense, "
-            "item-by-item implementation of the published re-ranking with the official code's "
-            "memory profile.",
+            "are written in the script: a textbook per-query NumPy evaluator and "
+            "`official_style_re_ranking`, the published re-ranking with the official code's "
+            "vectorised NumPy structure and memory profile (dense N x N matrices, full argsort).",
             "",
             f"- Machine: {cpu_model()}, {os.cpu_count()} cores, {ram_gib():.0f} GiB RAM; "
             f"{platform.system()} {platform.release()}",
