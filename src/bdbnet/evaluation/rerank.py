@@ -15,7 +15,9 @@ much less (see ``reference/rerank_semantics.md``):
 Memory is therefore O(N * (k1 + nnz)) plus one block, and the results equal the reference's
 (float32, same formulas) up to float rounding. Ties in the neighbour order are broken by index.
 Distance blocks, ``topk`` and the final blend run on the features' device (CPU or CUDA); the
-sparse bookkeeping in between (a few dozen entries per item) runs in NumPy.
+sparse bookkeeping in between (a few dozen entries per item) runs in NumPy. Where the
+distances come from (the three given matrices, or features block by block) is the business of
+:mod:`bdbnet.evaluation.rerank_sources`; this module holds the algorithm and the public API.
 """
 
 from __future__ import annotations
