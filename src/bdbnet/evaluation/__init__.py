@@ -6,7 +6,7 @@ full N x N matrix, and breaks distance ties by gallery index so results are dete
 >>> from bdbnet.evaluation import evaluate_rank, re_ranking, recall_at_k  # doctest: +SKIP
 """
 
-from bdbnet.evaluation.distance import as_tensor, iter_pairwise_distance, pairwise_distance
+from bdbnet.evaluation.distance import as_tensor, iter_pairwise_distance, pairwise_distance, topk
 from bdbnet.evaluation.query_expansion import alpha_query_expansion
 from bdbnet.evaluation.rank import (
     AP_MODES,
@@ -40,4 +40,5 @@ __all__ = [
     "re_ranking",
     "re_ranking_features",
     "recall_at_k",
+    "topk",
 ]

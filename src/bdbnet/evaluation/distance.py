@@ -35,6 +35,7 @@ __all__ = [
     "auto_chunk_rows",
     "iter_pairwise_distance",
     "pairwise_distance",
+    "topk",
 ]
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence
@@ -79,7 +80,7 @@ def _check_metric(metric: str) -> None:
         raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
 
 
-def _prepare_features(
+def prepare_features(
     x: ArrayLike,
     y: ArrayLike | None,
     metric: str,
@@ -117,7 +118,7 @@ def auto_chunk_rows(num_cols: int, block_elements: int = DEFAULT_BLOCK_ELEMENTS)
     return max(1, int(block_elements // max(1, num_cols)))
 
 
-def _distance_block(
+def distance_block(
     xs: torch.Tensor,
     y: torch.Tensor,
     metric: str,
@@ -163,7 +164,7 @@ def iter_pairwise_distance(
     >>> [(s, e, tuple(b.shape)) for s, e, b in iter_pairwise_distance(x, chunk_size=2)]
     [(0, 2, (2, 3)), (2, 3, (1, 3))]
     """
-    xt, yt = _prepare_features(x, y, metric, device)
+    xt, yt = prepare_features(x, y, metric, device)
     is_self = yt is None
     yt = xt if yt is None else yt
     y_sqnorm = None if metric == "cosine" else yt.pow(2).sum(1)
@@ -172,7 +173,7 @@ def iter_pairwise_distance(
         raise ValueError("chunk_size must be positive")
     for start in range(0, xt.shape[0], rows):
         stop = min(xt.shape[0], start + rows)
-        block = _distance_block(xt[start:stop], yt, metric, y_sqnorm, start if is_self else None)
+        block = distance_block(xt[start:stop], yt, metric, y_sqnorm, start if is_self else None)
         yield start, stop, block
 
 
@@ -200,7 +201,7 @@ def pairwise_distance(
     >>> pairwise_distance(np.array([[1.0, 0.0]]), np.array([[0.0, 2.0]]), metric="cosine")
     array([[1.]])
     """
-    xt, yt = _prepare_features(x, y, metric, device)
+    xt, yt = prepare_features(x, y, metric, device)
     n_cols = xt.shape[0] if yt is None else yt.shape[0]
     out = torch.empty(xt.shape[0], n_cols, dtype=xt.dtype, device=xt.device)
     for start, stop, block in iter_pairwise_distance(
@@ -210,3 +211,30 @@ def pairwise_distance(
     if isinstance(x, torch.Tensor):
         return out
     return out.cpu().numpy()
+
+
+def topk(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, indices)`` of the ``k`` smallest entries of each row of ``d``, nearest first.
+
+    Ties are broken by column (gallery) index, the smaller first: the result is the first ``k``
+    of a stable argsort of every row, without sorting whole rows. ``k`` is capped at the number
+    of columns. The one top-k of bdbnet (search, ranked lists, query expansion).
+
+    Examples
+    --------
+    >>> vals, idx = topk(torch.tensor([[0.5, 0.1, 0.5, 0.5]]), 3)
+    >>> idx.tolist(), vals.tolist()
+    ([[1, 0, 2]], [[0.10000000149011612, 0.5, 0.5]])
+    """
+    k = min(k, d.shape[1])
+    kth = torch.topk(d, k, dim=1, largest=False, sorted=True).values[:, -1:]
+    below = d < kth
+    at = d == kth
+    need = k - below.sum(1, keepdim=True)
+    if bool((at.sum(1, keepdim=True) > need).any()):
+        # more items tie with the k-th value than fit: keep the ones with the smallest index
+        at &= torch.cumsum(at, dim=1, dtype=torch.int32) <= need
+    cols = (below | at).nonzero()[:, 1].view(d.shape[0], k)
+    vals = d.gather(1, cols)
+    vals, order = torch.sort(vals, dim=1, stable=True)
+    return vals, cols.gather(1, order)

@@ -32,7 +32,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bdbnet.evaluation.distance import ArrayLike, as_tensor, auto_chunk_rows, iter_pairwise_distance
+from bdbnet.evaluation.distance import (
+    ArrayLike,
+    as_tensor,
+    auto_chunk_rows,
+    iter_pairwise_distance,
+    topk,
+)
 
 __all__ = ["alpha_query_expansion"]
 
@@ -105,7 +111,7 @@ def alpha_query_expansion(
         unit = F.normalize(joint, dim=1)
         # y=None: the exact-zero diagonal makes every item its own first neighbour (similarity 1).
         for start, stop, dist in iter_pairwise_distance(unit, None, "cosine", chunk_size=rows):
-            d, idx = torch.topk(dist, k, dim=1, largest=False)
+            d, idx = topk(dist, k)
             weights = (1.0 - d).clamp_(min=0.0).pow_(alpha)
             mixed = torch.einsum("rk,rkd->rd", weights, joint[idx])
             out[start:stop] = F.normalize(mixed, dim=1)

@@ -15,27 +15,26 @@ much less (see ``reference/rerank_semantics.md``):
 Memory is therefore O(N * (k1 + nnz)) plus one block, and the results equal the reference's
 (float32, same formulas) up to float rounding. Ties in the neighbour order are broken by index.
 Distance blocks, ``topk`` and the final blend run on the features' device (CPU or CUDA); the
-sparse bookkeeping in between (a few dozen entries per item) runs in NumPy.
+sparse bookkeeping in between (a few dozen entries per item) runs in NumPy. Where the
+distances come from (the three given matrices, or features block by block) is the business of
+:mod:`bdbnet.evaluation.rerank_sources`; this module holds the algorithm and the public API.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Protocol
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from bdbnet.evaluation.distance import (
-    ArrayLike,
-    Metric,
-    _distance_block,
-    _prepare_features,
-    as_tensor,
-    auto_chunk_rows,
-)
+from bdbnet.evaluation.distance import ArrayLike, Metric, as_tensor, auto_chunk_rows
+from bdbnet.evaluation.rerank_sources import DistanceSource, FeatureSource, MatrixSource
 
 __all__ = [
+    "ReRankedBlocks",
     "iter_re_ranking",
     "iter_re_ranking_features",
     "re_ranking",
@@ -74,167 +73,6 @@ def _argsort(keys: torch.Tensor, stable: bool = False) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# Distance sources: where squared distances come from (given matrices or features)
-# --------------------------------------------------------------------------------------------
-
-
-class _Source(Protocol):
-    """Where squared distances come from: the joint (query + gallery) set, queries first."""
-
-    num_query: int
-    n: int
-    device: torch.device
-
-    def ranking_rows(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Rows ``start:stop`` against all items, as ``clamp(block + offset, 0)`` (or block)."""
-        ...
-
-    def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """Squared distances of the pairs ``(i[t], j[t])`` (float32)."""
-        ...
-
-    def query_gallery(self, start: int, stop: int) -> torch.Tensor:
-        """Squared distances of queries ``start:stop`` to the gallery (a fresh float32 block)."""
-        ...
-
-
-def _square(x: torch.Tensor) -> torch.Tensor:
-    """``d**2`` in the input's precision, then float32 -- as the reference's ``np.power``."""
-    if x.dtype not in (torch.float32, torch.float64):
-        x = x.float()
-    return (x * x).float()
-
-
-class _MatrixSource:
-    """Squared distances from the three given blocks.
-
-    The reference normalises each *column* of the joint matrix and transposes; reading the
-    blocks transposed (``q_q.T``, ``g_g.T``) reproduces that exactly even for slightly
-    asymmetric inputs, without building the joint matrix.
-    """
-
-    def __init__(self, q_g: torch.Tensor, q_q: torch.Tensor, g_g: torch.Tensor) -> None:
-        nq, ng = q_g.shape
-        if q_q.shape != (nq, nq) or g_g.shape != (ng, ng):
-            raise ValueError(
-                f"shapes do not fit: q_g {tuple(q_g.shape)}, q_q {tuple(q_q.shape)}, "
-                f"g_g {tuple(g_g.shape)}"
-            )
-        self.q_g, self.q_q, self.g_g = q_g, q_q, g_g
-        self.num_query, self.n = nq, nq + ng
-        self.device = q_g.device
-
-    def rows(self, start: int, stop: int) -> torch.Tensor:
-        nq = self.num_query
-        out = torch.empty(stop - start, self.n, dtype=torch.float32, device=self.device)
-        if stop <= nq:
-            out[:, :nq] = _square(self.q_q[:, start:stop].T)
-            out[:, nq:] = _square(self.q_g[start:stop])
-        else:
-            a, b = start - nq, stop - nq
-            out[:, :nq] = _square(self.q_g[:, a:b].T)
-            out[:, nq:] = _square(self.g_g[:, a:b].T)
-        return out
-
-    def ranking_rows(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.rows(start, stop), None
-
-    def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        # Element (i, j) of the transposed joint matrix is joint[j, i].
-        nq = self.num_query
-        out = np.empty(i.shape[0], dtype=np.float32)
-        iq, jq = i < nq, j < nq
-        for sel, mat, r, c in (
-            (iq & jq, self.q_q, j, i),
-            (iq & ~jq, self.q_g, i, j - nq),
-            (~iq & jq, self.q_g, j, i - nq),
-            (~iq & ~jq, self.g_g, j - nq, i - nq),
-        ):
-            rr = torch.from_numpy(r[sel]).to(self.device)
-            cc = torch.from_numpy(c[sel]).to(self.device)
-            out[sel] = _square(mat[rr, cc]).cpu().numpy()
-        return out
-
-    def query_gallery(self, start: int, stop: int) -> torch.Tensor:
-        return _square(self.q_g[start:stop])
-
-
-class _FeatureSource:
-    """Squared distances computed from features on the fly (Euclidean by default)."""
-
-    def __init__(
-        self, query: ArrayLike, gallery: ArrayLike, metric: str, device: torch.device | str | None
-    ) -> None:
-        qf, gf = _prepare_features(query, gallery, metric, device)
-        assert gf is not None
-        self.x = torch.cat([qf, gf])
-        self.metric = metric
-        self.num_query, self.n = qf.shape[0], self.x.shape[0]
-        self.device = self.x.device
-        self.sqn = self.x.pow(2).sum(1)
-        # float32 Euclidean features take a shortcut when ranking: see ranking_rows.
-        self.fast = metric == "euclidean" and self.x.dtype == torch.float32
-
-    def _raw(self, start: int, stop: int, cols: slice) -> torch.Tensor:
-        """``|y|^2 - 2 x.y`` for rows ``start:stop`` against items ``cols``."""
-        y = self.x[cols]
-        return torch.addmm(self.sqn[cols].unsqueeze(0), self.x[start:stop], y.T, alpha=-2.0)
-
-    def _squared(self, start: int, stop: int, cols: slice, diagonal: bool) -> torch.Tensor:
-        if self.metric != "euclidean":
-            d = _distance_block(
-                self.x[start:stop],
-                self.x[cols],
-                self.metric,
-                self.sqn[cols],
-                start if diagonal else None,
-            )
-            return _square(d)
-        d = self._raw(start, stop, cols).add_(self.sqn[start:stop].unsqueeze(1)).clamp_(min=0.0)
-        if diagonal:
-            rows = torch.arange(stop - start, device=d.device)
-            d[rows, rows + start] = 0.0
-        return d.float()
-
-    def rows(self, start: int, stop: int) -> torch.Tensor:
-        return self._squared(start, stop, slice(None), diagonal=True)
-
-    def ranking_rows(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(block, offset)`` with squared distances ``clamp(block + offset, 0)``.
-
-        Adding the row norms and clamping do not change the order within a row, so ranking can
-        work on the raw matrix product and apply them to the few fetched items only.
-        """
-        if not self.fast:
-            return self.rows(start, stop), None
-        raw = self._raw(start, stop, slice(None))
-        offset = self.sqn[start:stop]
-        rows = torch.arange(stop - start, device=raw.device)
-        raw[rows, rows + start] = -offset  # the item itself: exactly 0 once the norm is added
-        return raw, offset
-
-    def query_gallery(self, start: int, stop: int) -> torch.Tensor:
-        return self._squared(start, stop, slice(self.num_query, None), diagonal=False)
-
-    def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        out = np.empty(i.shape[0], dtype=np.float32)
-        step = max(1, (1 << 24) // max(1, self.x.shape[1]))
-        for s in range(0, i.shape[0], step):
-            a = torch.from_numpy(i[s : s + step]).to(self.device)
-            b = torch.from_numpy(j[s : s + step]).to(self.device)
-            dot = (self.x[a] * self.x[b]).sum(1)
-            if self.metric == "cosine":
-                d = (1.0 - dot).clamp_(min=0.0)
-            else:  # squared Euclidean, as in the blocks (exactly 0 on the diagonal)
-                d = (self.sqn[a] + self.sqn[b] - 2.0 * dot).clamp_(min=0.0)
-            d = torch.where(a == b, torch.zeros_like(d), d)
-            # Euclidean: d already is the squared distance; other metrics get squared here.
-            d = d.float() if self.metric == "euclidean" else _square(d)
-            out[s : s + step] = d.cpu().numpy()
-        return out
-
-
-# --------------------------------------------------------------------------------------------
 # The algorithm
 # --------------------------------------------------------------------------------------------
 
@@ -253,7 +91,7 @@ class _Neighbours:
     distances, which also serve most of the weight look-ups of step 3.
     """
 
-    def __init__(self, source: _Source, k: int, rows: int) -> None:
+    def __init__(self, source: DistanceSource, k: int, rows: int) -> None:
         n = source.n
         self.k = k = min(k, n)
         fetch = min(n, k + _TIE_MARGIN)
@@ -343,7 +181,9 @@ def _expanded_sets(ranks: np.ndarray, k1: int) -> tuple[np.ndarray, np.ndarray]:
     return indptr, np.concatenate(cols)
 
 
-def _weights(source: _Source, nb: _Neighbours, indptr: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def _weights(
+    source: DistanceSource, nb: _Neighbours, indptr: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
     """Step 3 (values): ``exp(-d)`` over each set, normalised to sum 1 per row."""
     n = source.n
     rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
@@ -391,7 +231,7 @@ def _query_expansion(
 
 
 def _jaccard_blocks(
-    source: _Source,
+    source: DistanceSource,
     indptr: np.ndarray,
     cols: np.ndarray,
     vals: np.ndarray,
@@ -445,11 +285,8 @@ def _check_params(k1: int, k2: int, lambda_value: float) -> None:
 
 
 def _rerank_blocks(
-    source: _Source, k1: int, k2: int, lambda_value: float, chunk_size: int | None
+    source: DistanceSource, k1: int, k2: int, lambda_value: float, chunk_size: int | None
 ) -> Iterator[tuple[int, int, torch.Tensor]]:
-    _check_params(k1, k2, lambda_value)
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError("chunk_size must be positive")
     rows = chunk_size or auto_chunk_rows(source.n)
     with torch.no_grad():
         nb = _Neighbours(source, max(k1 + 1, k2), rows)
@@ -463,11 +300,54 @@ def _rerank_blocks(
         yield from _jaccard_blocks(source, indptr, cols, vals, row_max, lambda_value, out_rows)
 
 
-def _collect(blocks: Iterator[tuple[int, int, torch.Tensor]], shape, device) -> torch.Tensor:
-    out = torch.empty(shape, dtype=torch.float32, device=device)
-    for s, e, block in blocks:
-        out[s:e] = block
-    return out
+class ReRankedBlocks:
+    """Re-ranked query x gallery distances, produced block by block of query rows.
+
+    Iterating yields ``(start, stop, block)`` (float32 tensors on ``device``); :meth:`collect`
+    assembles the whole ``shape`` matrix. Returned by the ``iter_*`` functions.
+    """
+
+    def __init__(self, source: DistanceSource, k1: int, k2: int, lambda_value: float, chunk_size):
+        _check_params(k1, k2, lambda_value)
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError("chunk_size must be positive")
+        self._args = (source, k1, k2, lambda_value, chunk_size)
+        self.shape = (source.num_query, source.n - source.num_query)
+        self.device = source.device
+        self._it: Iterator[tuple[int, int, torch.Tensor]] | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, int, torch.Tensor]]:
+        return self
+
+    def __next__(self) -> tuple[int, int, torch.Tensor]:
+        if self._it is None:
+            self._it = _rerank_blocks(*self._args)
+        return next(self._it)
+
+    def collect(self) -> torch.Tensor:
+        out = torch.empty(self.shape, dtype=torch.float32, device=self.device)
+        for s, e, block in self:
+            out[s:e] = block
+        return out
+
+
+def _dense(iter_fn: Callable[..., ReRankedBlocks]) -> Callable[[Callable], Callable]:
+    """Make the whole-matrix twin of ``iter_fn``: same parameters (one signature, kept on
+    ``iter_fn``), the collected result as a NumPy array unless the first input is a tensor."""
+
+    def decorate(stub: Callable) -> Callable[..., np.ndarray | torch.Tensor]:
+        @functools.wraps(stub)
+        def dense(first: ArrayLike, *args: Any, **kwargs: Any) -> np.ndarray | torch.Tensor:
+            out = iter_fn(first, *args, **kwargs).collect()
+            return out if isinstance(first, torch.Tensor) else out.cpu().numpy()
+
+        sig = inspect.signature(iter_fn)
+        dense.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            return_annotation="np.ndarray | torch.Tensor"
+        )
+        return dense
+
+    return decorate
 
 
 def iter_re_ranking(
@@ -479,30 +359,24 @@ def iter_re_ranking(
     lambda_value: float = 0.3,
     *,
     chunk_size: int | None = None,
-) -> Iterator[tuple[int, int, torch.Tensor]]:
+) -> ReRankedBlocks:
     """:func:`re_ranking` one block of query rows at a time: yields ``(start, stop, block)``."""
     q_g = as_tensor(q_g_dist)
     dev = q_g.device
-    source = _MatrixSource(q_g, as_tensor(q_q_dist, device=dev), as_tensor(g_g_dist, device=dev))
-    return _rerank_blocks(source, k1, k2, lambda_value, chunk_size)
+    source = MatrixSource(q_g, as_tensor(q_q_dist, device=dev), as_tensor(g_g_dist, device=dev))
+    return ReRankedBlocks(source, k1, k2, lambda_value, chunk_size)
 
 
-def re_ranking(
-    q_g_dist: ArrayLike,
-    q_q_dist: ArrayLike,
-    g_g_dist: ArrayLike,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
-    *,
-    chunk_size: int | None = None,
-) -> np.ndarray | torch.Tensor:
+@_dense(iter_re_ranking)
+def re_ranking() -> None:
     """k-reciprocal re-ranked query x gallery distances from three Euclidean distance matrices.
 
-    Same inputs, parameters and values (float32) as the authors' reference ``re_ranking``,
-    spelled out in ``reference/rerank_semantics.md``, but without the joint N x N matrix, its
-    argsort or dense ``V``: beyond the inputs it needs one block of rows plus sparse neighbour
-    sets. The result follows ``q_g_dist``'s type (NumPy array, or tensor on its device).
+    Parameters as :func:`iter_re_ranking`: ``(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6,
+    lambda_value=0.3, *, chunk_size=None)``. Same inputs, parameters and values (float32) as the
+    authors' reference ``re_ranking``, spelled out in ``reference/rerank_semantics.md``, but
+    without the joint N x N matrix, its argsort or dense ``V``: beyond the inputs it needs one
+    block of rows plus sparse neighbour sets. The result follows ``q_g_dist``'s type (NumPy
+    array, or tensor on its device).
 
     Examples
     --------
@@ -514,13 +388,6 @@ def re_ranking(
     >>> final.shape, final.dtype
     ((4, 30), dtype('float32'))
     """
-    q_g = as_tensor(q_g_dist)
-    out = _collect(
-        iter_re_ranking(q_g, q_q_dist, g_g_dist, k1, k2, lambda_value, chunk_size=chunk_size),
-        q_g.shape,
-        q_g.device,
-    )
-    return out if isinstance(q_g_dist, torch.Tensor) else out.cpu().numpy()
 
 
 def iter_re_ranking_features(
@@ -533,33 +400,25 @@ def iter_re_ranking_features(
     metric: Metric = "euclidean",
     chunk_size: int | None = None,
     device: torch.device | str | None = None,
-) -> Iterator[tuple[int, int, torch.Tensor]]:
+) -> ReRankedBlocks:
     """:func:`re_ranking_features` one block of query rows at a time.
 
     This is what ``evaluate_features(..., rerank=True)`` consumes, so that even the Q x G
     re-ranked matrix (3.8 GB on MSMT17) is never held.
     """
-    source = _FeatureSource(query_feats, gallery_feats, metric, device)
-    return _rerank_blocks(source, k1, k2, lambda_value, chunk_size)
+    source = FeatureSource(query_feats, gallery_feats, metric, device)
+    return ReRankedBlocks(source, k1, k2, lambda_value, chunk_size)
 
 
-def re_ranking_features(
-    query_feats: ArrayLike,
-    gallery_feats: ArrayLike,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
-    *,
-    metric: Metric = "euclidean",
-    chunk_size: int | None = None,
-    device: torch.device | str | None = None,
-) -> np.ndarray | torch.Tensor:
+@_dense(iter_re_ranking_features)
+def re_ranking_features() -> None:
     """:func:`re_ranking` computed from features, without any N x N matrix (N = Q + G).
 
-    Distances (``metric``, Euclidean by default as the reference expects) are computed block by
-    block on the features' device, or ``device``; only the k-nearest-neighbour lists and the
-    sparse k-reciprocal vectors are kept. The Q x G result is the only large allocation; use
-    :func:`iter_re_ranking_features` or ``evaluate_features(rerank=True)`` to avoid it too.
+    Parameters as :func:`iter_re_ranking_features`. Distances (``metric``, Euclidean by default
+    as the reference expects) are computed block by block on the features' device, or
+    ``device``; only the k-nearest-neighbour lists and the sparse k-reciprocal vectors are kept.
+    The Q x G result is the only large allocation; use :func:`iter_re_ranking_features` or
+    ``evaluate_features(rerank=True)`` to avoid it too.
 
     Examples
     --------
@@ -569,10 +428,3 @@ def re_ranking_features(
     >>> final.shape
     (4, 30)
     """
-    source = _FeatureSource(query_feats, gallery_feats, metric, device)
-    out = _collect(
-        _rerank_blocks(source, k1, k2, lambda_value, chunk_size),
-        (source.num_query, source.n - source.num_query),
-        source.device,
-    )
-    return out if isinstance(query_feats, torch.Tensor) else out.cpu().numpy()

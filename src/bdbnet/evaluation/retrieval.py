@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from bdbnet.evaluation.distance import ArrayLike, Metric, as_tensor, iter_pairwise_distance
-from bdbnet.evaluation.rank import _Block, _block_rows, _positive_ranks, _ragged_pairs_np
+from bdbnet.evaluation.ranking import Block, block_rows, positive_ranks, ragged_pairs
 
 __all__ = ["evaluate_retrieval", "map_at_r", "recall_at_k"]
 
@@ -40,7 +40,7 @@ class _LabelIndex:
         """``(row, col)`` of every same-label item of each query row, the query itself excluded."""
         lo = np.searchsorted(self.sorted, q_labels, side="left")
         hi = np.searchsorted(self.sorted, q_labels, side="right")
-        rows, cols = _ragged_pairs_np(hi - lo, lo, self.order)
+        rows, cols = ragged_pairs(hi - lo, lo, self.order)
         if self_offset is not None:
             keep = cols != rows + self_offset
             rows, cols = rows[keep], cols[keep]
@@ -55,7 +55,7 @@ def _labels(x: ArrayLike, name: str, n: int) -> np.ndarray:
 
 
 def _first_positive(
-    block: _Block, rows: np.ndarray, cols: np.ndarray
+    block: Block, rows: np.ndarray, cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's nearest positive (smallest distance, then smallest index) as (rows, cols)."""
     num_rows = block.shape[0]
@@ -111,13 +111,13 @@ def evaluate_retrieval(
     first_rank = np.zeros(num_q, dtype=np.int64)  # 0: no same-label item
     map_sum = np.zeros(num_q)
     n_pos = np.zeros(num_q, dtype=np.int64)
-    rows_per_block = _block_rows(num_g, chunk_size)
+    rows_per_block = block_rows(num_g, chunk_size)
     blocks = iter_pairwise_distance(
         qf, None if leave_one_out else gf, metric, chunk_size=rows_per_block
     )
     scratch: dict[str, object] = {}
     for start, stop, dist in blocks:
-        block = _Block(dist, scratch)
+        block = Block(dist, scratch)
         rows, cols = index.pairs(q_labels[start:stop], start if leave_one_out else None)
         excl_rows = excl_cols = None
         if leave_one_out:
@@ -125,7 +125,7 @@ def evaluate_retrieval(
             excl_cols = excl_rows + start
         n_pos[start:stop] = np.bincount(rows, minlength=stop - start)
         if map_r:
-            pr = _positive_ranks(block, rows, cols, excl_rows, excl_cols)
+            pr = positive_ranks(block, rows, cols, excl_rows, excl_cols)
             q = pr.rows + start
             first = pr.ordinals == 1
             first_rank[q[first]] = pr.ranks[first]
@@ -134,7 +134,7 @@ def evaluate_retrieval(
             map_sum += np.bincount(q, contrib, minlength=num_q)
         else:
             fr, fc = _first_positive(block, rows, cols)
-            pr = _positive_ranks(block, fr, fc, excl_rows, excl_cols)
+            pr = positive_ranks(block, fr, fc, excl_rows, excl_cols)
             first_rank[pr.rows + start] = pr.ranks
 
     found = first_rank > 0

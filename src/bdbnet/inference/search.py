@@ -21,6 +21,7 @@ from bdbnet.evaluation.distance import (
     Metric,
     as_tensor,
     pairwise_distance,
+    topk,
 )
 
 __all__ = ["DEFAULT_GALLERY_CHUNK", "SearchResult", "search", "topk_search"]
@@ -40,23 +41,6 @@ class SearchResult:
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
-
-
-def _block_topk(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` smallest entries of each row of ``d`` ordered by (value, column): the first
-    ``k`` of a stable argsort of every row, without sorting whole rows."""
-    k = min(k, d.shape[1])
-    kth = torch.topk(d, k, dim=1, largest=False, sorted=True).values[:, -1:]
-    below = d < kth
-    at = d == kth
-    need = k - below.sum(1, keepdim=True)
-    if bool((at.sum(1, keepdim=True) > need).any()):
-        # more items tie with the k-th value than fit: keep the ones with the smallest index
-        at &= torch.cumsum(at, dim=1, dtype=torch.int32) <= need
-    cols = (below | at).nonzero()[:, 1].view(d.shape[0], k)
-    vals = d.gather(1, cols)
-    vals, order = torch.sort(vals, dim=1, stable=True)
-    return vals, cols.gather(1, order)
 
 
 def _merge(
@@ -119,7 +103,7 @@ def topk_search(
             gb = g[gs : gs + chunk].to(device=dev)
             gb = gb.to(qb.dtype) if gb.dtype != qb.dtype else gb
             d = pairwise_distance(qb, gb, metric)
-            vals, cols = _block_topk(d, k)
+            vals, cols = topk(d, k)
             best = _merge(best, (vals, cols + gs), k)
         assert best is not None
         out_val.append(best[0].float().cpu())

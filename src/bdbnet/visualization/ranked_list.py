@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from bdbnet.data.images import read_image
 from bdbnet.data.records import ImageRecord
+from bdbnet.evaluation.distance import topk as nearest_k
 
 GREEN, RED, GREY = (40, 180, 60), (220, 40, 40), (160, 160, 160)
 
@@ -29,13 +30,14 @@ def rank_gallery(
 
     ``exclude`` is a boolean ``(Q, G)`` mask of gallery items to skip (e.g. same identity and
     same camera, as the Market-1501 protocol does); excluded items are never returned, so
-    ``topk`` is capped at the smallest number of items any query has left.
+    ``topk`` is capped at the smallest number of items any query has left. Ties are broken by
+    gallery index (:func:`bdbnet.evaluation.distance.topk`).
     """
     dist = torch.cdist(query.float(), gallery.float())
     if exclude is not None:
         dist = dist.masked_fill(exclude, float("inf"))
     available = gallery.shape[0] if exclude is None else int((~exclude).sum(dim=1).min())
-    return torch.topk(dist, min(topk, available), dim=1, largest=False).indices
+    return nearest_k(dist, min(topk, available))[1]
 
 
 def draw_ranked_list(
