@@ -19,7 +19,8 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 
 
 def dense_re_ranking(q_g, q_q, g_g, k1=20, k2=6, lambda_value=0.3):
-    """The algorithm of reference/rerank_semantics.md, one item at a time, dense, float32."""
+    """The published algorithm (the authors' reference code's steps), one item at a time,
+    dense, float32."""
     nq = q_g.shape[0]
     joint = np.block([[q_q, q_g], [q_g.T, g_g]])
     d = np.power(joint, 2).astype(np.float32)

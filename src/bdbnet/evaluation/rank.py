@@ -1,7 +1,7 @@
 """Re-ID ranking metrics (CMC, mAP, mINP) on top of the counting engine of
 :mod:`bdbnet.evaluation.ranking` (no per-query loop, no full sort, no Cython).
 
-Protocol (Market-1501, as in DESIGN.md): for each query, gallery items with the same pid *and*
+Protocol (Market-1501): for each query, gallery items with the same pid *and*
 the same camera are removed, pid ``-1`` (junk) is ignored, pid ``0`` (distractors) stays, queries
 without a remaining match are skipped. Three AP definitions are offered so that numbers can be
 compared across codebases:

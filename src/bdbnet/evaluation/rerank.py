@@ -3,7 +3,7 @@
 The authors' reference implementation, used unchanged by the official BDB code, builds the joint
 (query + gallery) distance matrix, its full argsort, and dense ``V`` matrices: about six N x N
 arrays, 9 GB on Market-1501 and far beyond a workstation on MSMT17. The algorithm itself needs
-much less (see ``reference/rerank_semantics.md``):
+much less (steps as in the README, "Evaluation: exact and fast"):
 
 * step 1-2 need, per item, only the row maximum and the ``k1 + 1`` nearest neighbours -- one
   streaming pass over blocks of distance rows (``topk``, never a full sort);
@@ -373,7 +373,8 @@ def re_ranking() -> None:
 
     Parameters as :func:`iter_re_ranking`: ``(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6,
     lambda_value=0.3, *, chunk_size=None)``. Same inputs, parameters and values (float32) as the
-    authors' reference ``re_ranking``, spelled out in ``reference/rerank_semantics.md``, but
+    authors' reference ``re_ranking`` (k-reciprocal sets, their expansion, local query
+    expansion, Jaccard distance), but
     without the joint N x N matrix, its argsort or dense ``V``: beyond the inputs it needs one
     block of rows plus sparse neighbour sets. The result follows ``q_g_dist``'s type (NumPy
     array, or tensor on its device).
