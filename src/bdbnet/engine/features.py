@@ -34,6 +34,13 @@ def embed_batch(
     return feats
 
 
+def stack_features(chunks: list[torch.Tensor], model: torch.nn.Module) -> torch.Tensor:
+    """The batches' features as one ``(N, D)`` tensor (``(0, D)`` for no images)."""
+    if not chunks:
+        return torch.empty(0, getattr(model, "feature_dim", 0))
+    return torch.cat(chunks)
+
+
 def extract_features(
     model: torch.nn.Module,
     records: Sequence[ImageRecord] | torch.Tensor,
@@ -70,9 +77,7 @@ def extract_features(
         for images, *_ in tqdm(loader, desc=desc, disable=not progress, leave=False):
             images = images.to(device, non_blocking=True)
             chunks.append(embed_batch(model, images, flip, amp, channels_last).cpu())
-    if not chunks:
-        return torch.empty(0, getattr(model, "feature_dim", 0))
-    return torch.cat(chunks)
+    return stack_features(chunks, model)
 
 
 def extract_tensor_features(
@@ -109,9 +114,7 @@ def extract_tensor_features(
             batch = batch.to(device, non_blocking=True)
             x = F.to_dtype(batch, torch.float32, scale=True).sub_(mean_t).div_(std_t)
             chunks.append(embed_batch(model, x, flip, amp, channels_last).cpu())
-    if not chunks:
-        return torch.empty(0, getattr(model, "feature_dim", 0))
-    return torch.cat(chunks)
+    return stack_features(chunks, model)
 
 
 def extract_decoded_features(
@@ -145,6 +148,4 @@ def extract_decoded_features(
                 model, images, device, batch_size, flip, amp, channels_last, progress, desc
             )
         )
-    if not parts:
-        return torch.empty(0, getattr(model, "feature_dim", 0))
-    return torch.cat(parts)
+    return stack_features(parts, model)

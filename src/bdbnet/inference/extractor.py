@@ -290,6 +290,8 @@ class FeatureExtractor:
     def extract(self, images: Any, skip_unreadable: bool = True) -> Extraction:
         """Features plus the paths they belong to; unreadable files are skipped (with a
         :class:`UserWarning` each) when ``skip_unreadable``, otherwise they raise."""
+        from bdbnet.engine.features import stack_features
+
         items = _flatten(images)
         feats: list[torch.Tensor] = []
         paths: list[str] = []
@@ -299,7 +301,7 @@ class FeatureExtractor:
             if batch:
                 feats.append(self._embed(torch.stack(batch)))
                 paths += names
-        features = torch.cat(feats) if feats else torch.empty(0, self.feature_dim)
+        features = stack_features(feats, self.model)
         return Extraction(features, paths, skipped)
 
     def _batches(
@@ -328,7 +330,7 @@ class FeatureExtractor:
             yield batch, names, bad
 
     def _embed(self, images: torch.Tensor) -> torch.Tensor:
-        from bdbnet.engine.features import embed_batch
+        from bdbnet.engine.features import embed_batch  # the evaluation's forward pass
 
         images = images.to(self.device, non_blocking=True)
         return embed_batch(self.model, images, self.flip, self.amp, self.channels_last).cpu()
