@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cpu_model, fmt_s, load_average, ram_gib, timed, write_section
+from _common import cpu_flags, cpu_model, fmt_s, load_average, ram_gib, timed, write_section
 
 from bdbnet.evaluation import (
     evaluate_features,
@@ -408,16 +408,24 @@ def targets(m: dict[str, float], quick: bool) -> list[str]:
     def verdict(ok: bool) -> str:
         return "met" if ok else "**missed**"
 
+    # fast-reid's Cython evaluator cannot be built here (offline, and its code is not ours to
+    # vendor): its time is the issue's, measured on a 2-core AVX-512 EPYC (1.44 s).
     out = [
-        f"Target `evaluate_rank` <= 0.12 s (10x fast-reid's Cython, 1.19 s in the issue): "
-        f"{m['rank_s']:.3f} s, {1.19 / m['rank_s']:.0f}x -- {verdict(m['rank_s'] <= 0.12)}.",
+        f"Target `evaluate_rank` <= 0.144 s (10x fast-reid's Cython, 1.44 s in the issue on an "
+        f"AVX-512 EPYC; not run here): {m['rank_s']:.3f} s, {1.44 / m['rank_s']:.0f}x the "
+        f"issue's fast-reid time -- {verdict(m['rank_s'] <= 0.144)}.",
         f"Target MSMT17-sized `evaluate_features` within 2 GB extra, in seconds: "
         f"{m['features_mb']:.0f} MB, {m['features_s']:.1f} s -- "
         f"{verdict(m['features_mb'] <= 2048 and m['features_s'] < 60)}.",
-        f"Target Market-sized re-ranking from features <= 7 s (10x the official 69 s) and "
-        f"<= 1.5 GB: {m['rerank_s']:.1f} s ({69 / m['rerank_s']:.0f}x), "
-        f"{m['rerank_mb']:.0f} MB -- {verdict(m['rerank_s'] <= 7 and m['rerank_mb'] <= 1536)}.",
     ]
+    if "official_rerank_s" in m:
+        ratio = m["official_rerank_s"] / m["rerank_s"]
+        out.append(
+            f"Target Market-sized re-ranking from features >= 10x the official-style reference "
+            f"of this run and <= 1.5 GB: {m['rerank_s']:.1f} s against "
+            f"{m['official_rerank_s']:.1f} s ({ratio:.0f}x), {m['rerank_mb']:.0f} MB -- "
+            f"{verdict(ratio >= 10 and m['rerank_mb'] <= 1536)}."
+        )
     if "msmt_rerank_s" in m:
         out.append(
             f"Target MSMT17-sized re-ranking completes on this machine: "
@@ -530,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
             reference = "rerank_dense" if args.item_dense else "rerank_official"
             print(f"      {reference} reference (slow) ...", flush=True)
             dense = run_worker(reference, market_dir)
+            if not args.item_dense:
+                measured["official_rerank_s"] = dense["seconds"]
             ref_out = np.load(market_dir / f"out_{reference}.npy")
             diff_f = float(np.abs(ours_out - ref_out).max())
             diff_m = float(np.abs(mat_out - ref_out).max())
@@ -606,7 +616,8 @@ def main(argv: list[str] | None = None) -> int:
             "`official_style_re_ranking`, the published re-ranking with the official code's "
             "vectorised NumPy structure and memory profile (dense N x N matrices, full argsort).",
             "",
-            f"- Machine: {cpu_model()}, {os.cpu_count()} cores, {ram_gib():.0f} GiB RAM; "
+            f"- Machine: {cpu_model()} ({cpu_flags()}), {os.cpu_count()} cores, "
+            f"{ram_gib():.0f} GiB RAM; "
             f"{platform.system()} {platform.release()}",
             f"- Software: Python {platform.python_version()}, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), numpy {np.__version__}",
