@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
-from torchvision.transforms.v2 import functional as F
 from tqdm.auto import tqdm
 
 from bdbnet.data.image_dataset import ImageDataset
@@ -101,8 +100,9 @@ def extract_tensor_features(
         raise ValueError(
             f"need N x 3 x H x W uint8 images, got {images.dtype} {tuple(images.shape)}"
         )
-    mean_t = torch.tensor(list(mean), dtype=torch.float32).view(-1, 1, 1).to(device)
-    std_t = torch.tensor(list(std), dtype=torch.float32).view(-1, 1, 1).to(device)
+    from bdbnet.data.pipelines.tensor import channel_statistics, normalise
+
+    mean_t, std_t = channel_statistics(mean, std, device)
     pin = device.type == "cuda" and images.device.type == "cpu"
     chunks = []
     starts = range(0, images.shape[0], batch_size)
@@ -112,7 +112,7 @@ def extract_tensor_features(
             if pin:
                 batch = batch.pin_memory()
             batch = batch.to(device, non_blocking=True)
-            x = F.to_dtype(batch, torch.float32, scale=True).sub_(mean_t).div_(std_t)
+            x = normalise(batch, mean_t, std_t)
             chunks.append(embed_batch(model, x, flip, amp, channels_last).cpu())
     return stack_features(chunks, model)
 

@@ -95,10 +95,22 @@ class TensorRecipe:
     def statistics(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """``mean`` and ``std`` as ``3 x 1 x 1`` float tensors on ``device`` (copied once)."""
         if device not in self._statistics:
-            mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1).to(device)
-            std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1).to(device)
-            self._statistics[device] = (mean, std)
+            self._statistics[device] = channel_statistics(self.mean, self.std, device)
         return self._statistics[device]
+
+
+def channel_statistics(
+    mean: Sequence[float], std: Sequence[float], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mean`` and ``std`` as ``3 x 1 x 1`` float tensors on ``device``."""
+    as_tensor = lambda v: torch.tensor(list(v), dtype=torch.float32).view(-1, 1, 1).to(device)  # noqa: E731
+    return as_tensor(mean), as_tensor(std)
+
+
+def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``uint8`` images to normalised floats by the PIL path's ``ToDtype`` and ``Normalize``
+    operations (so bit-equal to it), with statistics already on the images' device."""
+    return F.to_dtype(images, torch.float32, scale=True).sub_(mean).div_(std)
 
 
 def recipe_from_config(cfg: DataConfig) -> TensorRecipe:
@@ -192,9 +204,7 @@ def augment(
     if recipe.flip_p > 0:
         flip = (u[:, 0] < recipe.flip_p)[:, None, None, None]
         images = torch.where(flip, images.flip(-1), images)
-    x = F.to_dtype(images, torch.float32, scale=True)
-    mean, std = recipe.statistics(device)
-    x = x.sub_(mean).div_(std)  # F.normalize's operations, without its host-to-device copies
+    x = normalise(images, *recipe.statistics(device))  # no host-to-device copies per batch
     h, w = x.shape[-2:]
     if recipe.cutout_p > 0 and recipe.cutout_size <= h and recipe.cutout_size <= w:
         size = recipe.cutout_size
