@@ -179,3 +179,32 @@ def test_local_loss_scope_mines_each_share_alone(ddp_run, tiny_synthetic, tmp_pa
     for term in ("global/softmax", "drop/softmax"):
         assert abs(first_local[term] - first_global[term]) <= 1e-4 * first_global[term]
     assert first_local["global/triplet"] != first_global["global/triplet"]
+
+
+def test_the_tensor_data_path_under_torchrun_equals_one_process(tiny_synthetic, tmp_path):
+    """``data.pipeline=tensor``: each rank decodes the split, draws the augmentation of the
+    global batch and keeps its share, so 2 processes train as 1 process x 2 replicas."""
+    tensor = ("data.pipeline=tensor", "optim.epochs=1")
+    run = tmp_path / "ddp"
+    done = torchrun(train_args(tiny_synthetic, run, *tensor))
+    assert done.returncode == 0, done.stderr[-3000:]
+    single = tmp_path / "single"
+    cfg = tiny_config(*tensor, "train.replicas=2")
+    with one_thread():
+        Trainer.from_config(cfg, build_dataset("synthetic", tiny_synthetic), single).fit()
+    ddp_losses = [r["total"] for r in records(run, "train")]
+    single_losses = [r["total"] for r in records(single, "train")]
+    assert len(ddp_losses) == len(single_losses) == 2
+    for a, b in zip(ddp_losses, single_losses):
+        assert abs(a - b) <= 1e-4 * abs(b)
+    a, b = load_checkpoint(run / "last.pt"), load_checkpoint(single / "last.pt")
+    assert relative_distance(a["model"], b["model"]) <= 1e-5
+    # the sharded evaluation through decoded batches equals a single-process one
+    (record,) = records(run, "eval")
+    model, cfg = load_trained_model(run / "last.pt")
+    assert cfg.data.pipeline == "tensor"
+    with one_thread():
+        alone = evaluate_model(
+            model, build_dataset("synthetic", tiny_synthetic), cfg, torch.device("cpu")
+        )
+    assert {k: record[k] for k in alone.metrics} == alone.metrics

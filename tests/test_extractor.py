@@ -152,3 +152,25 @@ def test_extractor_defaults_to_auto_precision_and_channels_last(tiny_checkpoint,
     images = [np.full((64, 32, 3), 40 * i, dtype=np.uint8) for i in range(4)]
     a, b = fast(images), plain(images)
     assert_rows_close(a, b)  # same features up to the kernels' rounding
+
+
+def test_threaded_decoding_gives_the_evaluation_loaders_features_bit_for_bit(
+    tiny_checkpoint, person_images
+):
+    """Files decoded in threads and normalised as uint8 batches on the device: exactly the
+    features the evaluation's DataLoader over the PIL transform gives, whatever the threads."""
+    from bdbnet.data.records import ImageRecord
+    from bdbnet.engine.features import extract_features
+
+    model, cfg = load_trained_model(tiny_checkpoint)
+    records = [ImageRecord(p, 0, 0) for p in person_images[:5]]
+    expected = extract_features(
+        model, records, build_test_transform(cfg.data), torch.device("cpu"), 2, progress=False
+    )
+    for workers in (1, 3):
+        ext = FeatureExtractor(
+            tiny_checkpoint, "cpu", batch_size=2, amp="none", channels_last=False, workers=workers
+        )
+        assert torch.equal(ext(person_images[:5]), expected)
+    with pytest.raises(ValueError, match="workers"):
+        FeatureExtractor(tiny_checkpoint, "cpu", workers=-1)

@@ -238,8 +238,9 @@ def test_evaluation_through_the_tensor_path_equals_the_pil_path(tiny_synthetic):
     the same features, so the same metrics, as the DataLoader path."""
     from conftest import calibrated_bdbnet
 
+    from bdbnet.data.pipelines.tensor import test_recipe_from_config
     from bdbnet.engine.evaluator import evaluate_model
-    from bdbnet.engine.features import extract_decoded_features, extract_features
+    from bdbnet.engine.features import extract_features
 
     splits = build_dataset("synthetic", tiny_synthetic)
     model = calibrated_bdbnet(num_classes=splits.num_train_pids, backbone="resnet18")
@@ -249,9 +250,10 @@ def test_evaluation_through_the_tensor_path_equals_the_pil_path(tiny_synthetic):
     pil = evaluate_model(model, splits, pil_cfg, device, progress=False)
     tensor = evaluate_model(model, splits, tensor_cfg, device, progress=False)
     assert tensor.metrics == pil.metrics
-    # decoded 8 images at a time (batches of 4, as the loader's): the PIL path's features
+    # decoded in threads, batches of 4 (as the loader's): the PIL path's features
     records = splits.gallery[:10]
     transform = reid_test_transform((pil_cfg.data.height, pil_cfg.data.width))
     expected = extract_features(model, records, transform, device, 4, progress=False)
-    got = extract_decoded_features(model, records, tensor_cfg, device, 4, progress=False, chunk=8)
+    recipe = test_recipe_from_config(tensor_cfg.data)
+    got = extract_features(model, records, None, device, 4, progress=False, decode=recipe)
     assert torch.equal(got, expected)

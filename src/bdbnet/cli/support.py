@@ -159,7 +159,8 @@ def add_image_check_option(p: argparse.ArgumentParser) -> None:
 
 def add_model_options(p: argparse.ArgumentParser, batches: bool = True) -> None:
     """``--checkpoint`` and ``--device`` (every inference command); with ``batches`` also the
-    options of feature extraction (``--batch-size``, ``--flip``, ``--amp``, ``--quiet``)."""
+    options of feature extraction (``--batch-size``, ``--flip``, ``--amp``, ``--workers``,
+    ``--quiet``)."""
     p.add_argument(
         "--checkpoint",
         required=True,
@@ -170,6 +171,12 @@ def add_model_options(p: argparse.ArgumentParser, batches: bool = True) -> None:
         p.add_argument("--batch-size", type=POSITIVE, default=32, help="images per forward pass")
         p.add_argument("--flip", action="store_true", help="average with mirrored images")
         p.add_argument("--amp", default="auto", choices=AMP_CHOICES, help=AMP_HELP)
+        p.add_argument(
+            "--workers",
+            type=int_at_least(0),
+            default=0,
+            help="image-decoding threads (0: one per core, at most 8)",
+        )
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -184,6 +191,7 @@ def build_extractor(args: argparse.Namespace) -> Any:
         flip=getattr(args, "flip", False),
         amp=getattr(args, "amp", "auto"),
         progress=not getattr(args, "quiet", False),
+        workers=getattr(args, "workers", 0),
     )
 
 

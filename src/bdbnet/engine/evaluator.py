@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from bdbnet.config import Config
+from bdbnet.data.pipelines.tensor import test_recipe_from_config
 from bdbnet.data.recipes import build_test_transform
 from bdbnet.data.records import DatasetSplits
 from bdbnet.engine.distributed import (
@@ -17,7 +18,7 @@ from bdbnet.engine.distributed import (
     shard_range,
     sync_buffers,
 )
-from bdbnet.engine.features import extract_decoded_features, extract_features
+from bdbnet.engine.features import extract_features
 
 #: The AP definitions, each also reported as ``mAP_<mode>`` (bdbnet.evaluation.rank).
 AP_KEYS = {mode: f"mAP_{mode}" for mode in ("full", "truncated", "trapezoid")}
@@ -81,13 +82,11 @@ def evaluate_model(
     )
 
     block = cfg.data.test_batch_size
+    decode = test_recipe_from_config(cfg.data) if cfg.data.pipeline == "tensor" else None
 
     def features(records, desc: str) -> torch.Tensor:
         mine = [records[i] for i in shard_range(len(records), ctx, block)]
-        if cfg.data.pipeline == "tensor":
-            local = extract_decoded_features(model, mine, cfg, desc=desc, **common)
-        else:
-            local = extract_features(model, mine, desc=desc, **common)
+        local = extract_features(model, mine, desc=desc, decode=decode, **common)
         return gather_shards(local, len(records), ctx, block)
 
     sync_buffers(model, ctx)

@@ -1,8 +1,12 @@
-"""Batched, gradient-free feature extraction."""
+"""Batched, gradient-free feature extraction: one loop (:func:`embed_all`) for evaluation,
+``bdbnet extract`` / ``search`` and :class:`~bdbnet.inference.FeatureExtractor`, fed by one of
+three batch sources: a DataLoader over the PIL transform, images decoded in threads
+(:func:`~bdbnet.data.pipelines.decode.decoded_batches`), or an already decoded ``uint8``
+tensor."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -10,9 +14,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from bdbnet.data.image_dataset import ImageDataset
+from bdbnet.data.pipelines.decode import decode_file, decoded_batches
+from bdbnet.data.pipelines.tensor import channel_statistics, normalise
 from bdbnet.data.records import ImageRecord
 from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from bdbnet.engine.runtime import autocast, eval_mode
+
+__all__ = ["embed_all", "embed_batch", "extract_features", "stack_features"]
 
 
 @torch.inference_mode()
@@ -40,6 +48,39 @@ def stack_features(chunks: list[torch.Tensor], model: torch.nn.Module) -> torch.
     return torch.cat(chunks)
 
 
+def embed_all(
+    model: torch.nn.Module,
+    batches: Iterable[torch.Tensor],
+    device: torch.device,
+    flip: bool = False,
+    amp: str = "none",
+    channels_last: bool = False,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """Features of every batch, in order, as one ``(N, D)`` float32 tensor on the CPU.
+
+    A ``uint8`` batch (``B x 3 x H x W``) travels to the device as ``uint8`` (a quarter of the
+    bytes; pinned for a GPU) and is converted and normalised there by ``mean``/``std``, by the
+    operations of the PIL path's ``ToDtype`` and ``Normalize``, so its features equal the PIL
+    path's; a floating batch is taken as already normalised.
+    """
+    statistics = None
+    chunks = []
+    with eval_mode(model):
+        for batch in batches:
+            if batch.dtype == torch.uint8:
+                if device.type == "cuda" and batch.device.type == "cpu":
+                    batch = batch.pin_memory()
+                batch = batch.to(device, non_blocking=True)
+                statistics = statistics or channel_statistics(mean, std, device)
+                batch = normalise(batch, *statistics)
+            else:
+                batch = batch.to(device, non_blocking=True)
+            chunks.append(embed_batch(model, batch, flip, amp, channels_last).cpu())
+    return stack_features(chunks, model)
+
+
 def extract_features(
     model: torch.nn.Module,
     records: Sequence[ImageRecord] | torch.Tensor,
@@ -52,100 +93,59 @@ def extract_features(
     channels_last: bool = False,
     progress: bool = True,
     desc: str = "extract",
+    decode: Any = None,
 ) -> torch.Tensor:
     """Features of ``records`` (in order) as an ``(N, D)`` float32 tensor on the CPU.
 
-    ``records`` may also be a pre-decoded ``uint8`` tensor ``N x 3 x H x W`` (for example from
-    :func:`~bdbnet.data.pipelines.tensor.decode_split` with the test recipe's resize): then
-    ``transform`` is unused and :func:`extract_tensor_features` normalises on the device.
+    The images come, by what is given:
+
+    * ``decode`` (a :class:`~bdbnet.data.pipelines.tensor.TensorRecipe`, ``data.pipeline=
+      tensor``): decoded by its resize in ``workers`` threads (0: one per core, at most 8) a
+      few batches ahead, normalised on the device; ``transform`` is unused;
+    * ``records`` a ``uint8`` tensor ``N x 3 x H x W`` (already decoded, for example by
+      :func:`~bdbnet.data.pipelines.decode.decode_split`): normalised on the device;
+    * otherwise ``transform`` in a DataLoader with ``workers`` processes.
+
+    All three give the same features for the same test recipe.
     """
+    n = records.shape[0] if isinstance(records, torch.Tensor) else len(records)
+    batches: Iterator[torch.Tensor] | DataLoader
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
     if isinstance(records, torch.Tensor):
-        return extract_tensor_features(
-            model, records, device, batch_size, flip, amp, channels_last, progress, desc
-        )
-    loader = DataLoader(
-        ImageDataset(records, transform),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator(),  # leave the global RNG untouched (resume determinism)
-    )
-    chunks = []
-    with eval_mode(model):
-        for images, *_ in tqdm(loader, desc=desc, disable=not progress, leave=False):
-            images = images.to(device, non_blocking=True)
-            chunks.append(embed_batch(model, images, flip, amp, channels_last).cpu())
-    return stack_features(chunks, model)
-
-
-def extract_tensor_features(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    device: torch.device,
-    batch_size: int = 128,
-    flip: bool = False,
-    amp: str = "none",
-    channels_last: bool = False,
-    progress: bool = True,
-    desc: str = "extract",
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-) -> torch.Tensor:
-    """Features of the ``uint8`` images ``N x 3 x H x W`` (on the CPU or on ``device``), in
-    order, as an ``(N, D)`` float32 tensor on the CPU: each batch goes to the device as
-    ``uint8`` and is converted and normalised there, by the operations of the PIL path's
-    ``ToDtype`` and ``Normalize`` (so its input is bit-equal to the PIL path's)."""
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(
-            f"need N x 3 x H x W uint8 images, got {images.dtype} {tuple(images.shape)}"
-        )
-    from bdbnet.data.pipelines.tensor import channel_statistics, normalise
-
-    mean_t, std_t = channel_statistics(mean, std, device)
-    pin = device.type == "cuda" and images.device.type == "cpu"
-    chunks = []
-    starts = range(0, images.shape[0], batch_size)
-    with eval_mode(model):
-        for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
-            batch = images[start : start + batch_size]
-            if pin:
-                batch = batch.pin_memory()
-            batch = batch.to(device, non_blocking=True)
-            x = normalise(batch, mean_t, std_t)
-            chunks.append(embed_batch(model, x, flip, amp, channels_last).cpu())
-    return stack_features(chunks, model)
-
-
-def extract_decoded_features(
-    model: torch.nn.Module,
-    records: Sequence[ImageRecord],
-    cfg: Any,
-    device: torch.device,
-    batch_size: int = 128,
-    flip: bool = False,
-    amp: str = "none",
-    workers: int = 0,
-    channels_last: bool = False,
-    progress: bool = True,
-    desc: str = "extract",
-    transform: Any = None,
-    chunk: int = 4096,
-) -> torch.Tensor:
-    """``data.pipeline=tensor`` evaluation: ``chunk`` images at a time are decoded in threads
-    by the test recipe's resize (:func:`~bdbnet.data.pipelines.tensor.test_recipe_from_config`
-    of the :class:`~bdbnet.config.Config` ``cfg``), then converted and normalised on the device;
-    the features equal the PIL path's (``transform``, unused here). Chunks bound the host memory
-    (4096 Market-1501 images: 0.6 GB of uint8)."""
-    from bdbnet.data.pipelines.tensor import decode_split, test_recipe_from_config
-
-    recipe = test_recipe_from_config(cfg.data)
-    parts = []
-    for start in range(0, len(records), chunk):
-        images = decode_split(records[start : start + chunk], recipe, threads=workers or None)
-        parts.append(
-            extract_tensor_features(
-                model, images, device, batch_size, flip, amp, channels_last, progress, desc
+        if records.dtype != torch.uint8 or records.ndim != 4 or records.shape[1] != 3:
+            raise ValueError(
+                f"need N x 3 x H x W uint8 images, got {records.dtype} {tuple(records.shape)}"
+            )
+        batches = (records[s : s + batch_size] for s in range(0, n, batch_size))
+    elif decode is not None:
+        batches = _decoded(records, decode, batch_size, workers or None)
+        mean, std = decode.mean, decode.std
+    else:
+        batches = (
+            images
+            for images, *_ in DataLoader(
+                ImageDataset(records, transform),
+                batch_size=batch_size,
+                shuffle=False,
+                num_workers=workers,
+                pin_memory=device.type == "cuda",
+                generator=torch.Generator(),  # leave the global RNG untouched (resume)
             )
         )
-    return stack_features(parts, model)
+    total = -(-n // batch_size)
+    shown = tqdm(batches, desc=desc, total=total, disable=not progress, leave=False)
+    return embed_all(model, shown, device, flip, amp, channels_last, mean, std)
+
+
+def _decoded(
+    records: Sequence[ImageRecord], recipe: Any, batch_size: int, threads: int | None
+) -> Iterator[torch.Tensor]:
+    """The records decoded in threads, batch by batch; a file that cannot be read stops the
+    extraction with the error naming it (the splits were checked before)."""
+    paths = [str(r.path) for r in records]
+    decode = lambda path: decode_file(path, recipe.prepare)  # noqa: E731
+    for batch in decoded_batches(paths, decode, batch_size, threads):
+        for item in batch:
+            if isinstance(item, Exception):
+                raise item
+        yield torch.stack(batch)  # type: ignore[arg-type]

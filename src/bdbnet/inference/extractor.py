@@ -4,9 +4,11 @@ The extractor applies the checkpoint's own test preprocessing (input size, norma
 padding for the retrieval recipe) -- the same transform ``bdbnet evaluate`` uses -- so features
 from a demo, a tracker or an index always agree with the evaluated numbers.
 
-Every input is turned into an RGB PIL image first and then goes through that one transform, so
-the same picture given as a file, a PIL image, an ``HxWxC`` uint8 array or a ``CxHxW`` tensor
-gives the same feature:
+Every input is turned into an RGB PIL image first and resized by that transform's own resize
+(in threads, a few batches ahead of the forward passes); the ``uint8`` batch is normalised on the
+device, through the loop evaluation uses (:func:`~bdbnet.engine.features.embed_all`). So the same
+picture given as a file, a PIL image, an ``HxWxC`` uint8 array or a ``CxHxW`` tensor gives the
+same feature, and it equals the evaluated one:
 
 * ``str`` / ``os.PathLike``: an image file, or a directory (its images, recursively, sorted);
 * ``PIL.Image.Image``;
@@ -216,6 +218,9 @@ class FeatureExtractor:
         channels_last: Run the convolutions in NHWC layout (faster on GPUs and oneDNN CPUs;
             the same features up to float rounding).
         progress: Show a progress bar over batches.
+        workers: Image-decoding threads (0: one per core, at most 8). Files are decoded and
+            resized a few batches ahead of the forward passes, and reach the device as
+            ``uint8``, where they are normalised.
 
     Example:
         >>> extract = FeatureExtractor("run/last.pt", device="cpu")  # doctest: +SKIP
@@ -231,7 +236,9 @@ class FeatureExtractor:
         amp: str = "auto",
         channels_last: bool = True,
         progress: bool = False,
+        workers: int = 0,
     ) -> None:
+        from bdbnet.data.pipelines.tensor import test_recipe_from_config
         from bdbnet.data.recipes import build_test_transform, preprocessing_info
         from bdbnet.engine.checkpoint import load_trained_model
         from bdbnet.engine.runtime import resolve_device
@@ -243,6 +250,7 @@ class FeatureExtractor:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model, self.config = load_trained_model(self.checkpoint, self.device)
         self.transform = build_test_transform(self.config.data)
+        self.recipe = test_recipe_from_config(self.config.data)
         self.preprocess = preprocessing_info(self.config.data)
         self.batch_size = batch_size
         self.flip = flip
@@ -251,6 +259,9 @@ class FeatureExtractor:
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.progress = progress
+        if workers < 0:
+            raise ValueError("workers must be 0 (one per core, at most 8) or positive")
+        self.workers = workers
         self.identity = ModelIdentity(
             sha256=file_sha256(self.checkpoint),
             feature_dim=int(self.model.feature_dim),
@@ -290,50 +301,63 @@ class FeatureExtractor:
     def extract(self, images: Any, skip_unreadable: bool = True) -> Extraction:
         """Features plus the paths they belong to; unreadable files are skipped (with a
         :class:`UserWarning` each) when ``skip_unreadable``, otherwise they raise."""
-        from bdbnet.engine.features import stack_features
-
-        items = _flatten(images)
-        feats: list[torch.Tensor] = []
-        paths: list[str] = []
-        skipped: list[tuple[str, str]] = []
-        for batch, names, bad in self._batches(items, skip_unreadable):
-            skipped += bad
-            if batch:
-                feats.append(self._embed(torch.stack(batch)))
-                paths += names
-        features = stack_features(feats, self.model)
-        return Extraction(features, paths, skipped)
-
-    def _batches(
-        self, items: list, skip_unreadable: bool
-    ) -> Iterator[tuple[list[torch.Tensor], list[str], list[tuple[str, str]]]]:
         from tqdm.auto import tqdm
 
-        starts = range(0, len(items), self.batch_size)
-        for start in tqdm(starts, desc="extract", unit="batch", disable=not self.progress):
-            batch, names, bad = [], [], []
-            for offset, item in enumerate(items[start : start + self.batch_size]):
-                if isinstance(item, str | os.PathLike):
-                    try:
-                        img = read_image(str(item))
-                    except UnreadableImageError as err:
-                        if not skip_unreadable:
-                            raise
-                        warnings.warn(f"skipping unreadable image {item}", stacklevel=4)
-                        bad.append((str(item), str(err.__cause__ or err)))
-                        continue
-                    names.append(str(item))
-                else:
-                    img = to_pil(item)
-                    names.append(f"<input {start + offset}>")
-                batch.append(self.transform(img))
-            yield batch, names, bad
+        from bdbnet.engine.features import embed_all
+
+        items = _flatten(images)
+        paths: list[str] = []
+        skipped: list[tuple[str, str]] = []
+        batches = self._batches(items, skip_unreadable, paths, skipped)
+        total = -(-len(items) // self.batch_size)
+        shown = tqdm(batches, desc="extract", unit="batch", total=total, disable=not self.progress)
+        features = embed_all(
+            self.model, shown, self.device, self.flip, self.amp, self.channels_last,
+            self.recipe.mean, self.recipe.std,
+        )  # fmt: skip
+        return Extraction(features, paths, skipped)
+
+    def _decode(self, item: Any) -> torch.Tensor:
+        """One input at the network's input size as ``uint8`` (runs in a decoding thread)."""
+        from bdbnet.data.pipelines.decode import to_uint8
+
+        image = read_image(str(item)) if isinstance(item, str | os.PathLike) else to_pil(item)
+        return to_uint8(self.recipe.prepare(image))
+
+    def _batches(
+        self, items: list, skip_unreadable: bool, paths: list[str], skipped: list[tuple[str, str]]
+    ) -> Iterator[torch.Tensor]:
+        """``uint8`` batches of the readable items, decoded in threads; appends their names to
+        ``paths`` and the unreadable files to ``skipped`` as it goes."""
+        from bdbnet.data.pipelines.decode import decoded_batches
+
+        decoded = decoded_batches(items, self._decode, self.batch_size, self.workers or None)
+        for number, results in enumerate(decoded):
+            start = number * self.batch_size
+            kept = []
+            for offset, (item, result) in enumerate(zip(items[start:], results)):
+                if isinstance(result, UnreadableImageError):
+                    if not skip_unreadable:
+                        raise result
+                    warnings.warn(f"skipping unreadable image {item}", stacklevel=5)
+                    skipped.append((str(item), str(result.__cause__ or result)))
+                    continue
+                paths.append(
+                    str(item)
+                    if isinstance(item, str | os.PathLike)
+                    else f"<input {start + offset}>"
+                )
+                kept.append(result)
+            if kept:
+                yield torch.stack(kept)
 
     def _embed(self, images: torch.Tensor) -> torch.Tensor:
-        from bdbnet.engine.features import embed_batch  # the evaluation's forward pass
+        from bdbnet.engine.features import embed_all
 
-        images = images.to(self.device, non_blocking=True)
-        return embed_batch(self.model, images, self.flip, self.amp, self.channels_last).cpu()
+        return embed_all(
+            self.model, [images], self.device, self.flip, self.amp, self.channels_last,
+            self.recipe.mean, self.recipe.std,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return (

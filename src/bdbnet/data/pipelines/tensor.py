@@ -20,19 +20,15 @@ The random draws are not those of the PIL path (same distributions, other number
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
 import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
-from tqdm.auto import tqdm
 
 from bdbnet.config import DataConfig
-from bdbnet.data.images import read_image
+from bdbnet.data.pipelines.decode import decode_split
 from bdbnet.data.records import ImageRecord
 from bdbnet.data.samplers import PKBatchSampler, derived_seed
 from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PadToSquare
@@ -136,35 +132,6 @@ def test_recipe_from_config(cfg: DataConfig) -> TensorRecipe:
         size = (cfg.test_resize, cfg.test_resize)
         return TensorRecipe(size, flip_p=0.0, pad_to_square=cfg.test_pad_to_square)
     return TensorRecipe((cfg.height, cfg.width), flip_p=0.0)
-
-
-def _decode_one(path: str, recipe: TensorRecipe) -> torch.Tensor:
-    img = recipe.prepare(read_image(path))
-    arr = np.asarray(img, dtype=np.uint8)  # H x W x 3, what v2.ToImage reads
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
-
-
-def decode_split(
-    records: Sequence[ImageRecord],
-    recipe: TensorRecipe,
-    threads: int | None = None,
-    progress: bool = False,
-) -> torch.Tensor:
-    """Every image of ``records`` through ``recipe.prepare``, as one ``uint8`` tensor
-    ``N x 3 x H x W`` (decoded in ``threads`` threads: PIL releases the GIL while decoding and
-    resizing)."""
-    h, w = recipe.size
-    out = torch.empty((len(records), 3, h, w), dtype=torch.uint8)
-    threads = threads or min(8, os.cpu_count() or 1)
-
-    def fill(i: int) -> None:
-        out[i] = _decode_one(str(records[i].path), recipe)
-
-    bar = tqdm(total=len(records), desc="decode", disable=not progress, leave=False)
-    with bar, ThreadPoolExecutor(threads) as pool:
-        for _ in pool.map(fill, range(len(records))):
-            bar.update()
-    return out
 
 
 def _spans(start: torch.Tensor, length: torch.Tensor, extent: int) -> torch.Tensor:

@@ -1,0 +1,109 @@
+"""Images to ``uint8`` tensors at a recipe's size, decoded in threads.
+
+Both the training tensor path (:func:`decode_split`: a whole split into one tensor) and feature
+extraction (:func:`decoded_batches`: a stream of batches, for evaluation and
+:class:`~bdbnet.inference.FeatureExtractor`) decode here. Threads suffice because PIL releases
+the GIL while it decodes and resizes, and they share memory with the caller, so nothing is
+pickled. The pixels are those of the PIL path's deterministic transform (``prepare``); the
+conversion to normalised floats happens later, on the device
+(:func:`~bdbnet.data.pipelines.tensor.normalise`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from bdbnet.data.images import UnreadableImageError, read_image
+from bdbnet.data.records import ImageRecord
+
+__all__ = ["decode_split", "decoded_batches", "default_threads", "to_uint8"]
+
+Item = TypeVar("Item")
+
+
+def default_threads() -> int:
+    """Decoding threads when none are asked for: one per core, at most 8."""
+    return min(8, os.cpu_count() or 1)
+
+
+def to_uint8(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as the ``3 x H x W`` ``uint8`` tensor ``v2.ToImage`` would make."""
+    arr = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+def decode_file(path: str, prepare: Callable[[Image.Image], Image.Image]) -> torch.Tensor:
+    """:func:`~bdbnet.data.images.read_image`, then ``prepare``, as ``uint8``."""
+    return to_uint8(prepare(read_image(path)))
+
+
+def decode_split(
+    records: Sequence[ImageRecord],
+    recipe: Any,
+    threads: int | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Every image of ``records`` through ``recipe.prepare`` (a
+    :class:`~bdbnet.data.pipelines.tensor.TensorRecipe`), as one ``uint8`` tensor
+    ``N x 3 x H x W``, decoded in ``threads`` threads."""
+    h, w = recipe.size
+    out = torch.empty((len(records), 3, h, w), dtype=torch.uint8)
+
+    def fill(i: int) -> None:
+        out[i] = decode_file(str(records[i].path), recipe.prepare)
+
+    bar = tqdm(total=len(records), desc="decode", disable=not progress, leave=False)
+    with bar, ThreadPoolExecutor(threads or default_threads()) as pool:
+        for _ in pool.map(fill, range(len(records))):
+            bar.update()
+    return out
+
+
+def decoded_batches(
+    items: Sequence[Item],
+    decode: Callable[[Item], torch.Tensor],
+    batch_size: int,
+    threads: int | None = None,
+    ahead: int = 2,
+) -> Iterator[list[torch.Tensor | UnreadableImageError]]:
+    """``decode`` of every item, in order, one list per ``batch_size`` items.
+
+    Decoding runs in ``threads`` threads up to ``ahead`` batches ahead of the consumer (so it
+    overlaps the forward passes while host memory stays bounded). An item that raises
+    :class:`~bdbnet.data.images.UnreadableImageError` yields the error in its place, so the
+    caller decides whether to skip or stop; any other exception is a bug and propagates.
+    """
+
+    def guarded(item: Item) -> torch.Tensor | UnreadableImageError:
+        try:
+            return decode(item)
+        except UnreadableImageError as err:
+            return err
+
+    starts = iter(range(0, len(items), batch_size))
+    pool = ThreadPoolExecutor(threads or default_threads())
+    pending: deque[list[Future]] = deque()
+
+    def submit() -> None:
+        start = next(starts, None)
+        if start is not None:
+            pending.append([pool.submit(guarded, x) for x in items[start : start + batch_size]])
+
+    try:
+        for _ in range(ahead + 1):
+            submit()
+        while pending:
+            batch = pending.popleft()
+            submit()
+            yield [future.result() for future in batch]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
