@@ -11,8 +11,12 @@ steps after warm-up.
     python benchmarks/bench_train.py [--steps 6] [--identities 8] [--variants fp32 fp32+cl ...]
 
 Variants: ``fp32``, ``bf16`` (autocast), ``+cl`` (channels_last), ``+compile``
-(``torch.compile`` of the network). The model FLOP utilisation on a GPU uses 41.4 GFLOP per
-training image at 384x128 (3x the forward's 13.8 GFLOP), scaled with the pixel count.
+(``torch.compile`` of the network); ``preset``: what the ``market1501`` preset runs on this
+machine (``train.amp=auto``, channels_last); ``official``: the official code's numerics and
+optimiser -- fp32, NCHW, torch's default CPU Adam (the per-tensor loop) -- on the same network
+(equal to the official ``BFE``, tests/test_official.py) and our losses: a stand-in for the
+official code, whose own step was not run here. The model FLOP utilisation on a GPU uses
+41.4 GFLOP per training image at 384x128 (3x the forward's 13.8 GFLOP), scaled with the pixel count.
 """
 
 from __future__ import annotations
@@ -38,10 +42,11 @@ TRAIN_GFLOP_384x128 = 41.4
 
 
 def config(args: argparse.Namespace, variant: str, pipeline: str | None = None):
-    amp = "bf16" if variant.startswith("bf16") else "none"
-    overrides = [
-        f"train.amp={amp}",
-        f"train.channels_last={str('+cl' in variant).lower()}",
+    overrides = []
+    if variant != "preset":  # preset: the market1501 preset's own amp=auto and channels_last
+        amp = "bf16" if variant.startswith("bf16") else "none"
+        overrides += [f"train.amp={amp}", f"train.channels_last={str('+cl' in variant).lower()}"]
+    overrides += [
         f"data.num_identities={args.identities}",
         f"data.height={args.height}",
         f"data.width={args.width}",
@@ -70,6 +75,10 @@ def bench_step(args, variant: str, device: torch.device, num_classes: int, batch
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg)
+    if variant == "official":  # torch's default Adam on the CPU: the per-tensor loop
+        o = cfg.optim
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay, foreach=False)
     criterion = build_criterion(cfg)
     net = torch.compile(model) if "+compile" in variant else model
     amp = resolve_amp(device, cfg.train.amp)
@@ -128,7 +137,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--variants", nargs="+", default=["fp32", "fp32+cl", "bf16", "bf16+cl"])
+    variants = ["official", "fp32", "fp32+cl", "bf16", "bf16+cl", "preset"]
+    parser.add_argument("--variants", nargs="+", default=variants)
     parser.add_argument("--pipelines", nargs="+", default=["pil"])
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()

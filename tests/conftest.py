@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bdbnet.config import Config, load_config
+from bdbnet.engine.runtime import cpu_has_fast_bf16 as REAL_CPU_HAS_FAST_BF16
 
 
 @pytest.fixture(scope="session")
@@ -158,13 +159,26 @@ def person_images(tmp_path_factory):
     return paths
 
 
-@pytest.fixture(autouse=True)
-def auto_precision_is_fp32(request, monkeypatch):
+@pytest.fixture(scope="session", autouse=True)
+def auto_precision_is_fp32():
     """``amp="auto"`` (the inference default) resolves to fp32 in tests, whatever the CPU: its
     bf16 choice on AVX512-BF16/AMX CPUs would make fp32 comparisons depend on the CI machine.
-    The bf16 tests ask for ``amp="bf16"`` explicitly; ``test_runtime.py`` tests the detection."""
-    if request.module.__name__.endswith("test_runtime"):
-        return
+    Session-scoped, so that module-scoped fixtures (an extractor's gallery index, say) are
+    built under it too. The bf16 tests ask for ``amp="bf16"`` explicitly; ``test_runtime.py``
+    puts the real detection back (:func:`real_bf16_detection`) to test it."""
     from bdbnet.engine import runtime
 
-    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
+        yield
+
+
+@pytest.fixture
+def real_bf16_detection(monkeypatch):
+    """Undo :func:`auto_precision_is_fp32` for one test."""
+    from bdbnet.engine import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", REAL_CPU_HAS_FAST_BF16)
+    REAL_CPU_HAS_FAST_BF16.cache_clear()
+    yield
+    REAL_CPU_HAS_FAST_BF16.cache_clear()

@@ -14,6 +14,8 @@ from bdbnet.engine.runtime import (
     set_rng_state,
 )
 
+pytestmark = pytest.mark.usefixtures("real_bf16_detection")  # this module tests the detection
+
 
 def test_rng_state_round_trip_through_a_safe_checkpoint(tmp_path):
     torch.manual_seed(5)
