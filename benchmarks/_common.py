@@ -38,6 +38,13 @@ def cpu_flags(names: tuple[str, ...] = ("avx2", "avx512f", "avx512_bf16", "amx_b
     return "unknown"
 
 
+def cpu_kind() -> str:
+    """The CPU kind a results section is about: with or without native bf16 (the two kinds CI
+    runs on; oneDNN and ``amp=auto`` choose different kernels on each)."""
+    flags = cpu_flags().split()
+    return "CPU with native bf16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "AVX2-only CPU"
+
+
 def ram_gib() -> float:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

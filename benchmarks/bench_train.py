@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import cpu_flags, cpu_model, load_average, ram_gib, write_section
+from _common import cpu_flags, cpu_kind, cpu_model, load_average, ram_gib, write_section
 
 from bdbnet.config import load_config
 from bdbnet.data import build_dataset
@@ -171,6 +171,9 @@ def main() -> None:
                 cells.append(f"{step[1] * gflop / 1000:.1f} TFLOP/s")
             rows.append(f"| {variant} | " + " | ".join(cells) + " |")
             print(rows[-1], flush=True)
+    section = "## Training throughput, " + (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_kind()
+    )
     machine = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
@@ -182,7 +185,7 @@ def main() -> None:
     gpu_head, gpu_rule = (" model FLOP/s |", "---:|") if device.type == "cuda" else ("", "")
     text = "\n".join(
         [
-            "## Training throughput",
+            section,
             "",
             "`python benchmarks/bench_train.py "
             f"--identities {args.identities} --height {args.height} --width {args.width} "
@@ -214,7 +217,7 @@ def main() -> None:
     )
     print(text)
     if not args.no_write:
-        write_section(text, "## Training throughput")
+        write_section(text, section)
 
 
 if __name__ == "__main__":
