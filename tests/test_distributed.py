@@ -182,12 +182,17 @@ def test_local_loss_scope_mines_each_share_alone(ddp_run, tiny_synthetic, tmp_pa
 
 
 def test_the_tensor_data_path_under_torchrun_equals_one_process(tiny_synthetic, tmp_path):
-    """``data.pipeline=tensor``: each rank decodes the split, draws the augmentation of the
-    global batch and keeps its share, so 2 processes train as 1 process x 2 replicas."""
+    """``data.pipeline=tensor``: the ranks decode the split once into shared memory, each draws
+    the augmentation of the global batch and keeps its share, so 2 processes train as 1 process
+    x 2 replicas."""
     tensor = ("data.pipeline=tensor", "optim.epochs=1")
-    run = tmp_path / "ddp"
-    done = torchrun(train_args(tiny_synthetic, run, *tensor))
+    run, shm = tmp_path / "ddp", tmp_path / "shm"
+    shm.mkdir()
+    done = torchrun(train_args(tiny_synthetic, run, *tensor), BDBNET_SHM_DIR=str(shm))
     assert done.returncode == 0, done.stderr[-3000:]
+    # one decoded copy for the machine, in shared memory, whose name is gone afterwards
+    assert "decoded the train split once for the 2 processes of this machine" in done.stdout
+    assert list(shm.iterdir()) == []
     single = tmp_path / "single"
     cfg = tiny_config(*tensor, "train.replicas=2")
     with one_thread():

@@ -128,9 +128,15 @@ def build_batch_source(splits: DatasetSplits, cfg: Config, ctx: DistContext) -> 
     )
     if tensor:
         from bdbnet.data.pipelines.tensor import build_tensor_source
+        from bdbnet.engine.node_cache import decode_on_node
+
+        def decode(records, recipe, threads, progress):  # one copy per machine under torchrun
+            return decode_on_node(records, recipe, ctx, threads, progress)
 
         progress = cfg.train.progress and ctx.is_main
-        return build_tensor_source(splits.train, d, sampler, ctx.device, cfg.train.seed, progress)
+        return build_tensor_source(
+            splits.train, d, sampler, ctx.device, cfg.train.seed, progress, decode
+        )
     cache = d.cache_images or d.cache == "ram"
     dataset = ImageDataset(splits.train, build_train_transform(d), cache=cache)
     pin = ctx.device.type == "cuda"

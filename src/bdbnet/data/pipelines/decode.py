@@ -25,7 +25,14 @@ from tqdm.auto import tqdm
 from bdbnet.data.images import UnreadableImageError, read_image
 from bdbnet.data.records import ImageRecord
 
-__all__ = ["decode_split", "decoded_batches", "default_threads", "to_uint8"]
+__all__ = [
+    "decode_file",
+    "decode_rows",
+    "decode_split",
+    "decoded_batches",
+    "default_threads",
+    "to_uint8",
+]
 
 Item = TypeVar("Item")
 
@@ -57,15 +64,28 @@ def decode_split(
     ``N x 3 x H x W``, decoded in ``threads`` threads."""
     h, w = recipe.size
     out = torch.empty((len(records), 3, h, w), dtype=torch.uint8)
+    decode_rows(out, records, recipe.prepare, range(len(records)), threads, progress)
+    return out
+
+
+def decode_rows(
+    out: torch.Tensor,
+    records: Sequence[ImageRecord],
+    prepare: Callable[[Image.Image], Image.Image],
+    rows: range,
+    threads: int | None = None,
+    progress: bool = False,
+) -> None:
+    """Decode ``records[i]`` into ``out[i]`` for each ``i`` in ``rows``, in ``threads`` threads
+    (several processes may fill disjoint rows of one shared tensor)."""
 
     def fill(i: int) -> None:
-        out[i] = decode_file(str(records[i].path), recipe.prepare)
+        out[i] = decode_file(str(records[i].path), prepare)
 
-    bar = tqdm(total=len(records), desc="decode", disable=not progress, leave=False)
+    bar = tqdm(total=len(rows), desc="decode", disable=not progress, leave=False)
     with bar, ThreadPoolExecutor(threads or default_threads()) as pool:
-        for _ in pool.map(fill, range(len(records))):
+        for _ in pool.map(fill, rows):
             bar.update()
-    return out
 
 
 def decoded_batches(

@@ -3,8 +3,8 @@
 The train split is decoded once (in threads) into one ``uint8`` tensor ``N x 3 x H x W`` by the
 deterministic part of the PIL recipe -- :func:`~bdbnet.data.images.read_image` and the very same
 torchvision resize (re-ID), or pad to square and resize (retrieval) -- so those pixels are
-bit-equal to the PIL path's. The tensor is kept in RAM (``data.cache=none|ram``; pinned when
-training on a GPU) or on the device (``data.cache=device``).
+bit-equal to the PIL path's. The tensor is kept in RAM (``data.cache=none|ram``; under torchrun
+one copy per machine, :mod:`bdbnet.engine.node_cache`) or on the device (``data.cache=device``).
 
 :class:`TensorBatchSource` then follows the same :class:`~bdbnet.data.samplers.PKBatchSampler`
 order, gathers each batch's rows and augments the whole batch at once on the device: flip,
@@ -20,7 +20,7 @@ The random draws are not those of the PIL path (same distributions, other number
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -247,9 +247,8 @@ class TensorBatchSource:
         self.pids = torch.as_tensor(list(pids), dtype=torch.long)
         self.sampler, self.recipe, self.seed = sampler, recipe, seed
         self.epoch = 0
+        # each batch is gathered into pinned memory, so the split itself needs no pinned copy
         self._pin = self.device.type == "cuda" and images.device.type == "cpu"
-        if self._pin:
-            self.images = images.pin_memory()
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -300,12 +299,14 @@ def build_tensor_source(
     device: torch.device,
     seed: int,
     progress: bool = False,
+    decode: Callable[..., torch.Tensor] = decode_split,
 ) -> TensorBatchSource:
     """Decode ``records`` by ``cfg``'s recipe (in ``cfg.workers`` threads, default: up to 8) and
     keep them where ``cfg.cache`` says (``none`` and ``ram``: in RAM; ``device``: on
-    ``device``)."""
+    ``device``). ``decode(records, recipe, threads, progress)`` does the decoding (the engine
+    passes one that decodes once per machine under torchrun)."""
     recipe = recipe_from_config(cfg)
-    images = decode_split(records, recipe, threads=cfg.workers or None, progress=progress)
+    images = decode(records, recipe, cfg.workers or None, progress)
     if cfg.cache == "device":
         images = images.to(device)
     return TensorBatchSource(images, [r.pid for r in records], sampler, recipe, device, seed)
