@@ -41,6 +41,7 @@ class FakeMachine:
 
 def run_ranks(monkeypatch, records, recipe, size: int = 2) -> list[torch.Tensor]:
     machine = FakeMachine(size)
+    monkeypatch.setattr(node_cache, "process_group_ready", lambda: True)
     for name in ("barrier", "all_gather_objects", "broadcast_object"):
         monkeypatch.setattr(node_cache, name, getattr(machine, name))
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(size))

@@ -71,8 +71,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="images per forward pass (default: the checkpoint's data.test_batch_size)",
     )
     p.add_argument(
-        "--workers", type=int_at_least(0), default=2, help="data-loading worker processes"
+        "--workers",
+        type=int_at_least(0),
+        default=2,
+        help="data-loading worker processes (decoding threads when the checkpoint's "
+        "data.pipeline is tensor)",
     )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_image_check_option(p)
     p.add_argument(
         "--output",
@@ -125,10 +130,11 @@ def run(args: argparse.Namespace) -> int:
     cfg.data.workers = args.workers
     splits = build_dataset(args.dataset, args.root)
     names = ("query",) if splits.gallery is splits.query else ("query", "gallery")
-    check_splits(splits, names, open_images=not args.skip_image_check)
+    progress = not args.quiet
+    check_splits(splits, names, progress=progress, open_images=not args.skip_image_check)
     if args.save_run:
         check_run_output(args.save_run, splits)
-    report = evaluate_model(model, splits, cfg, device)
+    report = evaluate_model(model, splits, cfg, device, progress=progress)
     shown = report.headline()
     print(
         format_table(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from bdbnet.data.pipelines.decode import decode_rows, decode_split
 from bdbnet.data.records import ImageRecord
@@ -47,6 +48,12 @@ def shared_memory_dir() -> Path:
 def local_world_size(ctx: DistContext) -> int:
     """Processes on this machine (torchrun's ``LOCAL_WORLD_SIZE``)."""
     return int(os.environ.get("LOCAL_WORLD_SIZE") or ctx.world_size)
+
+
+def process_group_ready() -> bool:
+    """Whether torchrun's process group is up (a :class:`DistContext` alone, as tests build
+    for one rank's view, cannot coordinate with anyone)."""
+    return dist.is_available() and dist.is_initialized()
 
 
 def _room(folder: Path) -> int:
@@ -74,7 +81,7 @@ def decode_on_node(
     h, w = recipe.size
     shape = (len(records), 3, h, w)
     size = math.prod(shape)
-    if not ctx.distributed or local < 2 or size == 0:
+    if not ctx.distributed or local < 2 or size == 0 or not process_group_ready():
         return decode_split(records, recipe, threads, progress)
     folder = shared_memory_dir()
     fits = all(all_gather_objects(_room(folder) >= size + (64 << 20), ctx))

@@ -122,7 +122,7 @@ def _caption(
     if rank is None:
         head = "query" + (f" {note}" if note else "")
     else:
-        head = f"#{rank[0]}" + (f" d={rank[1]:.3g}" if rank[1] is not None else "")
+        head = f"#{rank[0]}" + (f" d={rank[1]:#.3g}" if rank[1] is not None else "")
     wrapped = [name[i : i + per_line] for i in range(0, len(name), per_line)]
     return [head[: per_line + 4], *wrapped]
 
