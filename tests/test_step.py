@@ -49,3 +49,34 @@ def test_single_process_gather_is_the_identity():
     gathered, labels = global_batch_gather(DistContext())(out, LABELS)
     assert torch.equal(labels, LABELS)
     assert torch.equal(gathered.features["drop"], out.features["drop"].float())
+
+
+@pytest.mark.parametrize("chunks", [1, 2], ids=["torch generator", "drop plan"])
+def test_the_training_forward_and_losses_trace_without_graph_breaks(chunks):
+    """``train.compile``: Batch DropBlock (with or without a plan) and the losses hold no
+    generator and take no Python number from a tensor, so dynamo captures one graph, and the
+    traced forward drops the rectangle the eager one does."""
+    import torch._dynamo as dynamo
+
+    from bdbnet.engine.replicas import ReplicaForward
+
+    model, _ = model_and_optimizer()
+    net = ReplicaForward(model, 1, chunk_offset=chunks - 1, total_chunks=chunks)
+    loss = BDBLoss()
+    x = torch.randn(8, 3, 32, 16)
+    net.plan_step(11)
+    dynamo.reset()
+    explained = dynamo.explain(lambda images, labels: loss(net(images), labels).total)(x, LABELS)
+    assert explained.graph_break_count == 0, [str(r.reason) for r in explained.break_reasons]
+    assert explained.graph_count == 1
+    for m in model.modules():  # frozen statistics: eager and traced see the same network
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = 0.0
+    traced = torch.compile(net, backend="aot_eager")
+    for step in range(2):
+        net.plan_step(20 + step)
+        torch.manual_seed(step)
+        eager = net(x).features["drop"].detach()
+        torch.manual_seed(step)
+        assert torch.equal(traced(x).features["drop"].detach(), eager)
+    dynamo.reset()

@@ -16,9 +16,14 @@ def euclidean_distances(x: torch.Tensor) -> torch.Tensor:
 
 
 def hardest_pairs(dist: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each anchor: the largest positive distance and the smallest negative distance."""
+    """For each anchor: the largest positive distance and the smallest negative distance.
+
+    A batch of a single identity has no negatives: refused with a ValueError when the labels
+    are on the CPU (the check would cost a device synchronisation, and a graph break under
+    ``torch.compile``, on every step; the P x K sampler never draws such a batch)."""
     same = labels.unsqueeze(0) == labels.unsqueeze(1)
-    if not bool((~same).any(dim=1).all()):
+    checkable = labels.device.type == "cpu" and not torch.compiler.is_compiling()
+    if checkable and not bool((~same).any(dim=1).all()):
         raise ValueError("batch-hard triplet loss needs at least two identities in the batch")
     hardest_pos = dist.masked_fill(~same, float("-inf")).amax(dim=1)
     hardest_neg = dist.masked_fill(same, float("inf")).amin(dim=1)

@@ -7,7 +7,7 @@ satisfied by the remaining, less salient parts; this is the paper's key idea (Da
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -22,11 +22,21 @@ class DropPlan:
     (replicas, processes): ``chunks`` positions are drawn from a generator seeded by ``seed``
     and chunk ``index`` uses the ``index``-th, so any layout of the same chunks (W processes x
     R replicas) drops the same rectangles. ``nn.DataParallel`` drew one rectangle per replica
-    too, from each GPU's generator."""
+    too, from each GPU's generator.
+
+    The draws are made here, when the engine sets the plan before the forward (``uniform``:
+    ``chunks x 2`` floats in [0, 1), scaled to the map in the forward), so the forward holds
+    no generator and no Python number taken from a tensor: it compiles without graph breaks.
+    """
 
     seed: int
     chunks: int
     index: int = 0
+    uniform: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        gen = torch.Generator().manual_seed(self.seed)
+        self.uniform = torch.rand(self.chunks, 2, generator=gen)
 
 
 def block_size(height: int, width: int, height_ratio: float, width_ratio: float) -> tuple[int, int]:
@@ -75,31 +85,38 @@ class BatchDropBlock(nn.Module):
     def extra_repr(self) -> str:
         return f"height_ratio={self.height_ratio}, width_ratio={self.width_ratio}, mode={self.mode}"
 
-    def make_mask(self, batch: int, height: int, width: int) -> torch.Tensor:
-        """A ``(B or 1, 1, H, W)`` float mask with zeros in the dropped rectangle(s), on the CPU.
+    def make_mask(
+        self, batch: int, height: int, width: int, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        """A ``(B or 1, 1, H, W)`` float mask with zeros in the dropped rectangle(s), on
+        ``device`` (default: the CPU).
 
-        Positions come from the CPU generator so GPU training draws the same ones and never
-        synchronises on a device tensor.
+        Positions come from the CPU generator (or the plan), so GPU training draws the same ones
+        and never synchronises on a device tensor; the mask is built from them by tensor
+        comparisons, with no Python number taken from a tensor (``torch.compile`` traces it
+        without graph breaks).
         """
         rh, rw = block_size(height, width, self.height_ratio, self.width_ratio)
         n = batch if self.mode == "sample" else 1
-        mask = torch.ones(n, 1, height, width)
         if rh == 0 or rw == 0:
-            return mask
+            return torch.ones(n, 1, height, width, device=device)
         if self.plan is not None and self.mode == "batch":
-            gen = torch.Generator().manual_seed(self.plan.seed)
-            tops = torch.randint(0, height - rh + 1, (self.plan.chunks,), generator=gen)
-            lefts = torch.randint(0, width - rw + 1, (self.plan.chunks,), generator=gen)
-            tops, lefts = [int(tops[self.plan.index])], [int(lefts[self.plan.index])]
+            u = self.plan.uniform[self.plan.index]
+            span = torch.tensor([height - rh + 1, width - rw + 1])
+            corners = (u * span).floor().long().minimum(span - 1).view(1, 2)
         else:
-            tops = torch.randint(0, height - rh + 1, (n,)).tolist()
-            lefts = torch.randint(0, width - rw + 1, (n,)).tolist()
-        for i, (top, left) in enumerate(zip(tops, lefts)):
-            mask[i, :, top : top + rh, left : left + rw] = 0
-        return mask
+            tops = torch.randint(0, height - rh + 1, (n,))
+            lefts = torch.randint(0, width - rw + 1, (n,))
+            corners = torch.stack([tops, lefts], dim=1)
+        corners = corners.to(device, non_blocking=True).view(n, 2, 1, 1)
+        top, left = corners[:, :1], corners[:, 1:]  # (n, 1, 1, 1) each
+        rows = torch.arange(height, device=device).view(1, 1, height, 1)
+        cols = torch.arange(width, device=device).view(1, 1, 1, width)
+        inside = (rows >= top) & (rows < top + rh) & (cols >= left) & (cols < left + rw)
+        return (~inside).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.mode == "none":
             return x
-        mask = self.make_mask(x.shape[0], x.shape[-2], x.shape[-1])
-        return x * mask.to(device=x.device, dtype=x.dtype, non_blocking=True)
+        mask = self.make_mask(x.shape[0], x.shape[-2], x.shape[-1], x.device)
+        return x * mask.to(dtype=x.dtype)
