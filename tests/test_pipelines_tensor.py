@@ -257,3 +257,30 @@ def test_evaluation_through_the_tensor_path_equals_the_pil_path(tiny_synthetic):
     recipe = test_recipe_from_config(tensor_cfg.data)
     got = extract_features(model, records, None, device, 4, progress=False, decode=recipe)
     assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (),
+        ("data.recipe=retrieval", "data.test_resize=24"),
+        ("data.recipe=retrieval", "data.test_resize=24", "data.test_pad_to_square=false"),
+    ],
+    ids=["reid", "retrieval", "retrieval without padding (CARS196)"],
+)
+def test_the_test_recipe_decodes_what_the_test_transform_gives(tiny_synthetic, overrides):
+    """What evaluation (``data.pipeline=tensor``) and ``FeatureExtractor`` feed the network:
+    the test transform's own pixels, normalised on the device to the same bits."""
+    from bdbnet.data.images import read_image
+    from bdbnet.data.pipelines.decode import decode_file
+    from bdbnet.data.pipelines.tensor import channel_statistics, normalise, test_recipe_from_config
+    from bdbnet.data.recipes import build_test_transform
+
+    cfg = tiny_config(*overrides).data
+    recipe, transform = test_recipe_from_config(cfg), build_test_transform(cfg)
+    statistics = channel_statistics(recipe.mean, recipe.std, torch.device("cpu"))
+    for record in build_dataset("synthetic", tiny_synthetic).query[:4]:
+        decoded = decode_file(str(record.path), recipe.prepare)
+        expected = transform(read_image(str(record.path))).as_subclass(torch.Tensor)
+        assert decoded.shape[1:] == expected.shape[1:]
+        assert torch.equal(normalise(decoded[None], *statistics)[0], expected)

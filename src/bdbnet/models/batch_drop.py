@@ -32,7 +32,7 @@ class DropPlan:
     seed: int
     chunks: int
     index: int = 0
-    uniform: torch.Tensor = field(init=False, repr=False)
+    uniform: torch.Tensor = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         gen = torch.Generator().manual_seed(self.seed)
