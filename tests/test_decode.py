@@ -67,3 +67,25 @@ def test_decoding_stays_a_bounded_number_of_batches_ahead():
     assert len(decoded) <= 4 * 4
     stream.close()  # an abandoned stream cancels what it had not started
     assert len(decoded) <= 4 * 4
+
+
+def test_closing_a_stream_never_waits_for_running_decodes():
+    """The garbage collector may close an abandoned stream inside another thread's start-up,
+    under threading's shutdown lock: joining the decoding threads there would deadlock (seen in
+    the suite). Closing cancels what is queued and returns at once."""
+    release = threading.Event()
+
+    def decode(i):
+        if i == 0:
+            return torch.tensor([i])
+        release.wait(30)  # a slow file
+        return torch.tensor([i])
+
+    stream = decoded_batches(list(range(8)), decode, batch_size=1, threads=2, ahead=3)
+    assert next(stream)[0].item() == 0
+    closer = threading.Thread(target=stream.close)
+    closer.start()
+    closer.join(5)
+    alive = closer.is_alive()
+    release.set()
+    assert not alive, "close() waited for the running decodes"

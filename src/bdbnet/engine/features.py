@@ -6,6 +6,7 @@ tensor."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -144,8 +145,9 @@ def _decoded(
     extraction with the error naming it (the splits were checked before)."""
     paths = [str(r.path) for r in records]
     decode = lambda path: decode_file(path, recipe.prepare)  # noqa: E731
-    for batch in decoded_batches(paths, decode, batch_size, threads):
-        for item in batch:
-            if isinstance(item, Exception):
-                raise item
-        yield torch.stack(batch)  # type: ignore[arg-type]
+    with contextlib.closing(decoded_batches(paths, decode, batch_size, threads)) as batches:
+        for batch in batches:
+            for item in batch:
+                if isinstance(item, Exception):
+                    raise item
+            yield torch.stack(batch)  # type: ignore[arg-type]

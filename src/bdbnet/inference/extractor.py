@@ -27,6 +27,7 @@ rows of the feature matrix always map exactly onto the returned paths.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
@@ -332,6 +333,17 @@ class FeatureExtractor:
         from bdbnet.data.pipelines.decode import decoded_batches
 
         decoded = decoded_batches(items, self._decode, self.batch_size, self.workers or None)
+        with contextlib.closing(decoded):  # an unreadable file raising here stops the decoding
+            yield from self._kept(items, decoded, skip_unreadable, paths, skipped)
+
+    def _kept(
+        self,
+        items: list,
+        decoded: Iterator[list],
+        skip_unreadable: bool,
+        paths: list[str],
+        skipped: list[tuple[str, str]],
+    ) -> Iterator[torch.Tensor]:
         for number, results in enumerate(decoded):
             start = number * self.batch_size
             kept = []
@@ -339,7 +351,7 @@ class FeatureExtractor:
                 if isinstance(result, UnreadableImageError):
                     if not skip_unreadable:
                         raise result
-                    warnings.warn(f"skipping unreadable image {item}", stacklevel=5)
+                    warnings.warn(f"skipping unreadable image {item}", stacklevel=6)
                     skipped.append((str(item), str(result.__cause__ or result)))
                     continue
                 paths.append(

@@ -98,7 +98,9 @@ def decoded_batches(
     """``decode`` of every item, in order, one list per ``batch_size`` items.
 
     Decoding runs in ``threads`` threads up to ``ahead`` batches ahead of the consumer (so it
-    overlaps the forward passes while host memory stays bounded). An item that raises
+    overlaps the forward passes while host memory stays bounded). A consumer that stops early
+    should ``close()`` the stream (``contextlib.closing``) so that queued work is cancelled at
+    once rather than when the garbage collector finds the generator. An item that raises
     :class:`~bdbnet.data.images.UnreadableImageError` yields the error in its place, so the
     caller decides whether to skip or stop; any other exception is a bug and propagates.
     """
@@ -126,4 +128,7 @@ def decoded_batches(
             submit()
             yield [future.result() for future in batch]
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # Never join here: an abandoned stream is closed by the garbage collector, which may
+        # run inside another thread's start-up while it holds threading's shutdown lock, and a
+        # join there deadlocks. Queued work is cancelled; running decodes finish on their own.
+        pool.shutdown(wait=False, cancel_futures=True)
