@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from bdbnet.data.image_dataset import ImageDataset
 from bdbnet.data.pipelines.decode import decode_file, decoded_batches
-from bdbnet.data.pipelines.tensor import channel_statistics, normalise
+from bdbnet.data.pipelines.tensor import TensorRecipe, channel_statistics, normalise
 from bdbnet.data.records import ImageRecord
 from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from bdbnet.engine.runtime import autocast, eval_mode
@@ -94,7 +94,7 @@ def extract_features(
     channels_last: bool = False,
     progress: bool = True,
     desc: str = "extract",
-    decode: Any = None,
+    decode: TensorRecipe | None = None,
 ) -> torch.Tensor:
     """Features of ``records`` (in order) as an ``(N, D)`` float32 tensor on the CPU.
 
@@ -139,7 +139,7 @@ def extract_features(
 
 
 def _decoded(
-    records: Sequence[ImageRecord], recipe: Any, batch_size: int, threads: int | None
+    records: Sequence[ImageRecord], recipe: TensorRecipe, batch_size: int, threads: int | None
 ) -> Iterator[torch.Tensor]:
     """The records decoded in threads, batch by batch; a file that cannot be read stops the
     extraction with the error naming it (the splits were checked before)."""

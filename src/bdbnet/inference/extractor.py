@@ -31,7 +31,7 @@ import contextlib
 import hashlib
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ import torch
 from PIL import Image
 
 from bdbnet.data.datasets.base import IMAGE_EXTENSIONS
-from bdbnet.data.images import UnreadableImageError, read_image, to_rgb
+from bdbnet.data.images import UnreadableImageError, to_rgb
 from bdbnet.errors import DataError
 
 __all__ = [
@@ -290,7 +290,7 @@ class FeatureExtractor:
         """``(N, D)`` float32 features (on the CPU) of a stack of :meth:`preprocess_image`
         outputs: one forward pass, for callers that preprocess elsewhere (the server decodes in
         its request threads and batches the forward passes of many clients)."""
-        return self._embed(inputs)
+        return self._embed_all([inputs])
 
     def __call__(self, images: Any) -> torch.Tensor:
         """``(N, D)`` float32 features (on the CPU) of ``images``, in order.
@@ -304,26 +304,21 @@ class FeatureExtractor:
         :class:`UserWarning` each) when ``skip_unreadable``, otherwise they raise."""
         from tqdm.auto import tqdm
 
-        from bdbnet.engine.features import embed_all
-
         items = _flatten(images)
         paths: list[str] = []
         skipped: list[tuple[str, str]] = []
         batches = self._batches(items, skip_unreadable, paths, skipped)
         total = -(-len(items) // self.batch_size)
         shown = tqdm(batches, desc="extract", unit="batch", total=total, disable=not self.progress)
-        features = embed_all(
-            self.model, shown, self.device, self.flip, self.amp, self.channels_last,
-            self.recipe.mean, self.recipe.std,
-        )  # fmt: skip
-        return Extraction(features, paths, skipped)
+        return Extraction(self._embed_all(shown), paths, skipped)
 
     def _decode(self, item: Any) -> torch.Tensor:
         """One input at the network's input size as ``uint8`` (runs in a decoding thread)."""
-        from bdbnet.data.pipelines.decode import to_uint8
+        from bdbnet.data.pipelines.decode import decode_file, to_uint8
 
-        image = read_image(str(item)) if isinstance(item, str | os.PathLike) else to_pil(item)
-        return to_uint8(self.recipe.prepare(image))
+        if isinstance(item, str | os.PathLike):
+            return decode_file(str(item), self.recipe.prepare)
+        return to_uint8(self.recipe.prepare(to_pil(item)))
 
     def _batches(
         self, items: list, skip_unreadable: bool, paths: list[str], skipped: list[tuple[str, str]]
@@ -363,11 +358,12 @@ class FeatureExtractor:
             if kept:
                 yield torch.stack(kept)
 
-    def _embed(self, images: torch.Tensor) -> torch.Tensor:
+    def _embed_all(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
+        """The evaluation's extraction loop with this extractor's settings."""
         from bdbnet.engine.features import embed_all
 
         return embed_all(
-            self.model, [images], self.device, self.flip, self.amp, self.channels_last,
+            self.model, batches, self.device, self.flip, self.amp, self.channels_last,
             self.recipe.mean, self.recipe.std,
         )  # fmt: skip
 
