@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_evaluation.py [--quick] [--no-dense] [--repeats 7] [--no-write]
+        [--device cuda]
 
 Builds synthetic re-ID problems with the sizes of the real benchmarks -- identity-clustered
 256-d features (an identity centre, a per-camera shift and per-image noise), distractors (pid 0,
@@ -29,7 +30,9 @@ Memory is the growth of the peak resident set of a fresh process over its reside
 inputs are loaded and the code warmed up on a tiny problem (the peak counter is reset through
 ``/proc/self/clear_refs``). Times are the best of ``--repeats``
 runs for the fast functions and single runs for the slow ones; the machine may be shared, so the
-load average is recorded. Rewrites the "## Evaluation, <CPU kind>" section of
+load average is recorded. ``--device cuda`` runs our feature-based functions (2, 3 from
+features, 4, 5) on the GPU, with its peak allocation beside the host's; ``evaluate_rank`` and
+the references stay on the host. Rewrites the "## Evaluation, <CPU kind or GPU>" section of
 ``benchmarks/results.md`` (other sections are kept).
 """
 
@@ -72,7 +75,7 @@ from bdbnet.evaluation import (
     recall_at_k,
 )
 
-SECTION = "## Evaluation, " + cpu_kind()
+DEVICE: str | None = None  # where a worker runs our feature-based functions (--device)
 DIM = 256
 
 # name: (ids, queries, gallery, cameras, distractors, junk)
@@ -337,13 +340,18 @@ TASKS = {
     # name: (input arrays, function(arrays) -> output or metrics dict)
     "features": (
         ("qf", "gf", "q_pids", "g_pids", "q_camids", "g_camids"),
-        lambda a: _metrics(evaluate_features(a["qf"], a["gf"], *_reid_args(a))),
+        lambda a: _metrics(evaluate_features(a["qf"], a["gf"], *_reid_args(a), device=DEVICE)),
     ),
     "features_rerank": (
         ("qf", "gf", "q_pids", "g_pids", "q_camids", "g_camids"),
-        lambda a: _metrics(evaluate_features(a["qf"], a["gf"], *_reid_args(a), rerank=True)),
+        lambda a: _metrics(
+            evaluate_features(a["qf"], a["gf"], *_reid_args(a), rerank=True, device=DEVICE)
+        ),
     ),
-    "rerank_features": (("qf", "gf"), lambda a: re_ranking_features(a["qf"], a["gf"])),
+    "rerank_features": (
+        ("qf", "gf"),
+        lambda a: re_ranking_features(a["qf"], a["gf"], device=DEVICE),
+    ),
     "rerank_matrices": (("q_g", "q_q", "g_g"), lambda a: re_ranking(a["q_g"], a["q_q"], a["g_g"])),
     "rerank_dense": (
         ("q_g", "q_q", "g_g"),
@@ -355,12 +363,15 @@ TASKS = {
     ),
     "retrieval": (
         ("x", "labels"),
-        lambda a: evaluate_retrieval(a["x"], a["labels"], ks=(1, 10, 100, 1000)),
+        lambda a: evaluate_retrieval(a["x"], a["labels"], ks=(1, 10, 100, 1000), device=DEVICE),
     ),
 }
 
 
-def worker(task: str, data: Path) -> None:
+def worker(task: str, data: Path, device: str | None) -> None:
+    global DEVICE
+    DEVICE = device
+    cuda = device is not None and torch.device(device).type == "cuda"
     names, fn = TASKS[task]
     arrays = {n: np.load(data / f"{n}.npy") for n in names}
     # Warm up (thread pools, lazy initialisation) on a tiny slice of the same inputs.
@@ -379,22 +390,43 @@ def worker(task: str, data: Path) -> None:
         "labels": lambda x: x[:ng],
     }
     fn({n: tiny[n](x) for n, x in arrays.items()})
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        gpu_base = torch.cuda.memory_allocated(device)
     base = reset_peak()
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     out = fn(arrays)
+    if cuda:
+        torch.cuda.synchronize(device)
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     peak = peak_mb() - base
+    report = {"seconds": seconds, "cpu": cpu, "peak_mb": peak}
+    if cuda:
+        report["gpu_peak_mb"] = (torch.cuda.max_memory_allocated(device) - gpu_base) / 2**20
     if isinstance(out, dict):
         result = out
     else:
-        np.save(data / f"out_{task}.npy", np.asarray(out))
+        out = out.cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+        np.save(data / f"out_{task}.npy", out)
         result = {}
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": peak, "result": result}))
+    print(json.dumps({**report, "result": result}))
+
+
+def memory(res: dict, unit: str = "MB") -> str:
+    """The peak-memory cell: the host's growth, and the GPU's peak when it ran there."""
+    host = f"{res['peak_mb']:.0f} MB" if unit == "MB" else f"{res['peak_mb'] / 1024:.2f} GB"
+    gpu = res.get("gpu_peak_mb")
+    return host if gpu is None else f"{host} (GPU {gpu / 1024:.2f} GB)"
+
+
+DEVICE_TASKS = {"features", "features_rerank", "rerank_features", "retrieval"}
 
 
 def run_worker(task: str, data: Path) -> dict:
+    device = ["--device", DEVICE] if DEVICE and task in DEVICE_TASKS else []
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", task, "--data", str(data)],
+        [sys.executable, __file__, "--worker", task, "--data", str(data), *device],
         capture_output=True,
         text=True,
         check=False,
@@ -496,12 +528,19 @@ def main(argv: list[str] | None = None) -> int:
         "fastreid/evaluation/rank_cylib (not part of bdbnet): timed beside evaluate_rank",
     )
     ap.add_argument("--no-write", action="store_true", help="only print, keep results.md")
+    ap.add_argument(
+        "--device", help="run our feature-based functions there (cuda); default: the CPU"
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, Path(args.data))
+        worker(args.worker, Path(args.data), args.device)
         return 0
+    global DEVICE
+    DEVICE = args.device
+    on_gpu = DEVICE is not None and torch.device(DEVICE).type == "cuda"
+    section = "## Evaluation, " + (torch.cuda.get_device_name(DEVICE) if on_gpu else cpu_kind())
 
     sizes = QUICK if args.quick else SIZES
     load_before = load_average()
@@ -596,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| `evaluate_features` (256-d, Euclidean) | {sq:,} x {sg:,} | "
             f"{fmt_s(res['seconds'])} (CPU {fmt_s(res['cpu'])}) | "
             f"(full matrix alone: {sq * sg * 4 / 2**30:.1f} GiB) | - | "
-            f"{res['peak_mb']:.0f} MB | {'identical' if same_s else 'DIFFERENT'} on "
+            f"{memory(res)} | {'identical' if same_s else 'DIFFERENT'} on "
             f"{sub.stop} queries (mAP {r['mAP']:.4f}, R1 {r['rank1']:.4f}) |"
         )
 
@@ -637,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(
                 f"| {name} | {mq:,} + {mg:,} | {fmt_s(res_['seconds'])} "
                 f"(CPU {fmt_s(res_['cpu'])}) | {ref_cell} | "
-                f"{speed} | {res_['peak_mb']:.0f} MB | {check} |"
+                f"{speed} | {memory(res_)} | {check} |"
             )
         del ours_out, mat_out
 
@@ -651,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| `evaluate_features(rerank=True)` | {sq:,} + {sg:,} | "
                 f"{fmt_s(rr['seconds'])} (CPU {fmt_s(rr['cpu'])}) | dense reference not run "
                 "(~35 GB) | - | "
-                f"{rr['peak_mb'] / 1024:.2f} GB | mAP {r['mAP']:.4f}, R1 {r['rank1']:.4f} |"
+                f"{memory(rr, 'GB')} | mAP {r['mAP']:.4f}, R1 {r['rank1']:.4f} |"
             )
 
         # 5. retrieval, SOP-sized -----------------------------------------------------------------
@@ -673,16 +712,18 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             f"| `evaluate_retrieval` (Recall@K + MAP@R, leave-one-out) | {n_sop:,} x {n_sop:,} "
             f"| {fmt_s(ret['seconds'])} (CPU {fmt_s(ret['cpu'])}) | (full matrix alone: "
-            f"{n_sop * n_sop * 4 / 2**30:.1f} GiB) | - | {ret['peak_mb']:.0f} MB | "
+            f"{n_sop * n_sop * 4 / 2**30:.1f} GiB) | - | {memory(ret)} | "
             f"{'identical' if sub_ok else 'DIFFERENT'} on a {n_check:,}-item sub-problem "
             f"(R@1 {recall[1]:.4f}, MAP@R {ret['result']['map_at_r']:.4f}) |"
         )
 
     notes += targets(measured, args.quick)
     cmd = "python benchmarks/bench_evaluation.py" + (" --quick" if args.quick else "")
+    cmd += f" --device {DEVICE}" if DEVICE else ""
+    gpu = f"; GPU: {torch.cuda.get_device_name(DEVICE)} (our feature-based rows)" if on_gpu else ""
     text = "\n".join(
         [
-            SECTION,
+            section,
             "",
             f"`{cmd}`: synthetic re-ID problems of the real benchmarks' sizes (identity-clustered "
             f"{DIM}-d float32 features, per-camera shifts, distractors pid 0, junk pid -1; "
@@ -696,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"- Machine: {cpu_model()} ({cpu_flags()}), {os.cpu_count()} cores, "
             f"{ram_gib():.0f} GiB RAM; "
-            f"{platform.system()} {platform.release()}",
+            f"{platform.system()} {platform.release()}{gpu}",
             f"- Software: Python {platform.python_version()}, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), numpy {np.__version__}",
             f"- Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; load average "
@@ -712,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if not args.no_write:
-        write_section(text, SECTION)
+        write_section(text, section)
     return 0
 
 

@@ -2,23 +2,27 @@
 
 Usage::
 
-    python benchmarks/bench_inference.py [--batches 3] [--bf16-batches 1]
-        [--sizes 10000 100000 1000000] [--queries 100] [--no-write]
+    python benchmarks/bench_inference.py [--device cpu|cuda] [--batches 3] [--slow-batches 1]
+        [--variants fp32 fp32+cl bf16 bf16+cl auto] [--sizes 10000 100000 1000000]
+        [--queries 100] [--no-write]
 
 1. Extraction: images/s of the BDB network (ResNet-50, 1536-d output) in eval mode at 384x128,
    batch 32, through :func:`bdbnet.engine.features.embed_batch` (what ``FeatureExtractor`` and
-   ``bdbnet evaluate`` run), in float32 and under bf16 autocast. A 4-image warm-up, then
-   ``--batches`` timed float32 batches and ``--bf16-batches`` bf16 ones (bf16 is very slow on
-   CPUs without native bf16); best and median. Image decoding is not included (the network
-   dominates on a CPU). Random weights: speed does not depend on them.
+   ``bdbnet evaluate`` run), per variant: ``fp32``, ``bf16`` (autocast), ``+cl``
+   (channels_last), and ``auto``, the default of ``FeatureExtractor`` and evaluation (auto
+   precision and channels_last). A 4-image and a full warm-up batch, then ``--batches`` timed
+   batches (``--slow-batches`` for bf16 on a CPU that only emulates it); best and median.
+   Image decoding is not included (the network dominates on a CPU). Random weights: speed
+   does not depend on them.
 2. Search: exact top-10 of ``--queries`` random 1536-d queries against random galleries of
    each size with :func:`bdbnet.inference.topk_search` (chunked: 64 Ki gallery rows at a time),
-   Euclidean. Galleries up to 100k are float32; the 1M gallery is stored in float16 (2.9 GiB
-   instead of 5.7 GiB; each chunk is converted to float32 when compared). The chunked result is
-   checked against one dense ``torch.cdist`` + stable sort on the smallest gallery; faiss
-   (``IndexFlatL2``, exact) is timed too when installed.
+   Euclidean, on ``--device``. Galleries up to 100k are float32; the 1M gallery is stored in
+   float16 (2.9 GiB instead of 5.7 GiB; each chunk is converted to float32 when compared). The
+   chunked result is checked against one dense ``torch.cdist`` + stable sort on the smallest
+   gallery; faiss (``IndexFlatL2``, exact, CPU) is timed too when installed.
 
-Rewrites the "## Inference" section of ``benchmarks/results.md`` (other sections are kept).
+Rewrites the "## Inference, <machine kind>" section of ``benchmarks/results.md`` (other
+sections are kept).
 """
 
 from __future__ import annotations
@@ -30,61 +34,101 @@ import platform
 import resource
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cpu_model, fmt_s, load_average, ram_gib, timed, write_section
+from _common import (
+    cpu_flags,
+    cpu_kind,
+    cpu_model,
+    fmt_s,
+    load_average,
+    ram_gib,
+    timed,
+    write_section,
+)
 
 from bdbnet.engine.features import embed_batch
+from bdbnet.engine.runtime import cpu_has_fast_bf16, resolve_amp
 from bdbnet.inference.search import topk_search
 from bdbnet.models import BDBNet
 
-SECTION = "## Inference"
 DIM = 1536
 
 
+VARIANTS = ("fp32", "fp32+cl", "bf16", "bf16+cl", "auto")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def variant_settings(variant: str, device: torch.device) -> tuple[str, bool]:
+    """(amp, channels_last) of a variant; ``auto`` is what ``FeatureExtractor`` and
+    ``bdbnet evaluate`` run by default on ``device`` (auto precision, channels_last)."""
+    if variant == "auto":
+        return resolve_amp(device, "auto"), True
+    return ("bf16" if variant.startswith("bf16") else "none"), variant.endswith("+cl")
+
+
 def bench_extraction(
-    batches: int, bf16_batches: int, batch_size: int = 32
-) -> dict[str, tuple[float, float]]:
-    """{amp: (best img/s, median img/s)}."""
+    variants: list[str],
+    batches: int,
+    slow_batches: int,
+    device: torch.device,
+    batch_size: int = 32,
+) -> dict[str, tuple[float, float, int]]:
+    """{variant: (best img/s, median img/s, timed batches)}."""
     torch.manual_seed(0)
-    model = BDBNet(751, pretrained=None).eval()
-    x = torch.randn(batch_size, 3, 384, 128)
+    model = BDBNet(751, pretrained=None).eval().to(device)
+    x = torch.randn(batch_size, 3, 384, 128, device=device)
     out = {}
-    for amp, n in (("none", batches), ("bf16", bf16_batches)):
-        # warm-up (kernel selection, allocations) on a small batch: bf16 is slow on most CPUs
-        embed_batch(model, x[:4], amp=amp)
+    for variant in variants:
+        amp, channels_last = variant_settings(variant, device)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        model = model.to(memory_format=fmt)
+        emulated = amp == "bf16" and device.type == "cpu" and not cpu_has_fast_bf16()
+        n = slow_batches if emulated else batches
+        # warm-up (kernel selection, allocations); emulated bf16 is too slow for a full batch
+        embed_batch(model, x[:4], amp=amp, channels_last=channels_last)
+        if not emulated:
+            embed_batch(model, x, amp=amp, channels_last=channels_last)
+        sync(device)
         times = []
         for _ in range(n):
             t0 = time.perf_counter()
-            embed_batch(model, x, amp=amp)
+            embed_batch(model, x, amp=amp, channels_last=channels_last)
+            sync(device)
             times.append(time.perf_counter() - t0)
-        out[amp] = (batch_size / min(times), batch_size / statistics.median(times))
-        print(f"  extraction amp={amp}: {out[amp][0]:.2f} img/s (best)", flush=True)
+        out[variant] = (batch_size / min(times), batch_size / statistics.median(times), n)
+        print(f"  extraction {variant}: {out[variant][1]:.2f} img/s (median)", flush=True)
     return out
 
 
-def cpu_has_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
-
-
-def bf16_note(fp32: float, bf16: float) -> str:
-    native = "has" if cpu_has_native_bf16() else "has no"
-    if bf16 < fp32:
-        return (
-            f"bf16 autocast is **{fp32 / bf16:.1f}x slower** than float32 on this CPU, which "
-            f"{native} native bf16 instructions (AVX512-BF16 / AMX): keep the default float32 "
-            "here; bf16 is for GPUs and CPUs with AMX."
+def extraction_notes(ext: dict[str, tuple[float, float, int]], device: torch.device) -> list[str]:
+    """What the table says about the defaults, from the measured medians."""
+    notes = []
+    if device.type == "cpu" and "fp32" in ext and "bf16" in ext:
+        fp32, bf16 = ext["fp32"][1], ext["bf16"][1]
+        native = "has" if cpu_has_fast_bf16() else "has no"
+        if bf16 < fp32:
+            notes.append(
+                f"bf16 autocast is **{fp32 / bf16:.1f}x slower** than float32 on this CPU, "
+                f"which {native} native bf16 instructions (AVX512-BF16 / AMX): `auto` keeps "
+                "float32 here."
+            )
+        else:
+            notes.append(
+                f"bf16 autocast runs at {bf16 / fp32:.2f}x the float32 rate on this CPU, which "
+                f"{native} native bf16 instructions: `auto` picks bf16 here."
+            )
+    if "auto" in ext and "fp32" in ext:
+        notes.append(
+            f"The default (`auto`: amp={resolve_amp(device, 'auto')}, channels_last) runs at "
+            f"{ext['auto'][1] / ext['fp32'][1]:.2f}x the float32 NCHW rate (medians)."
         )
-    return (
-        f"bf16 autocast is {bf16 / fp32:.1f}x faster than float32 on this CPU ({native} "
-        "native bf16 instructions)."
-    )
+    return notes
 
 
 def random_gallery(n: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
@@ -101,34 +145,41 @@ def maxrss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def bench_search(sizes: list[int], num_queries: int, k: int = 10) -> tuple[list[str], list[str]]:
+def bench_search(
+    sizes: list[int], num_queries: int, device: torch.device, k: int = 10
+) -> tuple[list[str], list[str]]:
     rows, notes = [], []
-    q = torch.randn(num_queries, DIM, generator=torch.Generator().manual_seed(1))
+    q = torch.randn(num_queries, DIM, generator=torch.Generator().manual_seed(1)).to(device)
+
+    def search(gallery: torch.Tensor):
+        result = topk_search(q, gallery, k)
+        sync(device)
+        return result
+
     for n in sizes:
         dtype = torch.float16 if n >= 1_000_000 else torch.float32
-        gallery = random_gallery(n, dtype, seed=n)
+        gallery = random_gallery(n, dtype, seed=n).to(device)
         repeats = 1 if n >= 1_000_000 else 3
         topk_search(q[:2], gallery[: min(n, 1 << 16)], k)  # warm-up
-        best, med, res = timed(lambda gallery=gallery: topk_search(q, gallery, k), repeats)
+        best, med, res = timed(lambda gallery=gallery: search(gallery), repeats)
+        found = res.indices.cpu()
         storage = gallery.numel() * gallery.element_size() / 2**30
         check = "-"
         if n == min(sizes):
             d = torch.cdist(q, gallery.float())
-            ref = torch.sort(d, dim=1, stable=True).indices[:, :k]
-            check = (
-                "identical to dense cdist + sort" if torch.equal(ref, res.indices) else "DIFFERENT"
-            )
+            ref = torch.sort(d, dim=1, stable=True).indices[:, :k].cpu()
+            check = "identical to dense cdist + sort" if torch.equal(ref, found) else "DIFFERENT"
         faiss_cell = "-"
         try:
             import faiss
 
             if dtype == torch.float32:
                 index = faiss.IndexFlatL2(DIM)
-                index.add(gallery.numpy())
+                index.add(gallery.cpu().numpy())
                 t0 = time.perf_counter()
-                _, idx = index.search(q.numpy(), k)
+                _, idx = index.search(q.cpu().numpy(), k)
                 faiss_s = time.perf_counter() - t0
-                same = np.array_equal(idx, res.indices.numpy())
+                same = np.array_equal(idx, found.numpy())
                 faiss_cell = f"{fmt_s(faiss_s)} ({'same top-10' if same else 'top-10 differs'})"
                 del index
         except ImportError:
@@ -148,49 +199,66 @@ def bench_search(sizes: list[int], num_queries: int, k: int = 10) -> tuple[list[
     return rows, notes
 
 
+def machine_kind(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_kind()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--batches", type=int, default=3, help="timed float32 batches")
-    ap.add_argument("--bf16-batches", type=int, default=1, help="timed bf16 batches")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batches", type=int, default=3, help="timed batches per variant")
+    ap.add_argument(
+        "--slow-batches", type=int, default=1, help="timed batches of bf16 on a CPU emulating it"
+    )
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--no-write", action="store_true", help="only print, keep results.md")
     args = ap.parse_args(argv)
+    device = torch.device(args.device)
 
     load_before = load_average()
     print("[1/2] extraction, 384x128, batch 32 ...", flush=True)
-    ext = bench_extraction(args.batches, args.bf16_batches)
+    ext = bench_extraction(args.variants, args.batches, args.slow_batches, device)
     print("[2/2] search ...", flush=True)
-    search_rows, notes = bench_search(sorted(args.sizes), args.queries)
-    fp32, bf16 = ext["none"], ext["bf16"]
+    search_rows, notes = bench_search(sorted(args.sizes), args.queries, device)
+    section = f"## Inference, {machine_kind(device)}"
     cmd = "python benchmarks/bench_inference.py"
     if argv:
         cmd += " " + " ".join(argv)
+    machine = (
+        f"{torch.cuda.get_device_name(device)}; host: {cpu_model()}, {os.cpu_count()} cores"
+        if device.type == "cuda"
+        else f"{cpu_model()} ({cpu_flags()}), {os.cpu_count()} cores, {ram_gib():.0f} GiB RAM"
+    )
+    ext_rows = [
+        f"| {v} | {amp} | {'yes' if cl else 'no'} | {best:.2f} | {med:.2f} | {n} |"
+        for v, (best, med, n) in ext.items()
+        for amp, cl in [variant_settings(v, device)]
+    ]
     text = "\n".join(
         [
-            SECTION,
+            section,
             "",
             f"`{cmd}`: BDB network (ResNet-50, last stride 1, 1536-d features) in eval mode, "
             "random weights, random inputs (image decoding not included); search over random "
             "1536-d galleries with the exact chunked torch search of `bdbnet search`.",
             "",
-            f"- Machine: {cpu_model()}, {os.cpu_count()} cores, {ram_gib():.0f} GiB RAM; "
-            f"{platform.system()} {platform.release()}",
+            f"- Machine: {machine}; {platform.system()} {platform.release()}",
             f"- Software: Python {platform.python_version()}, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), numpy {np.__version__}",
             f"- Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; load average "
             f"before / after (1/5/15 min): {load_before} | {load_average()} "
             "(other jobs may share the CPU)",
             "",
-            f"Feature extraction, 384x128, batch 32 (after a 4-image warm-up; best / median of "
-            f"{args.batches} float32 and {args.bf16_batches} bf16 batch(es)):",
+            "Feature extraction, 384x128, batch 32 (after warm-up; best / median of the timed "
+            "batches):",
             "",
-            "| precision | best img/s | median img/s |",
-            "|---|---:|---:|",
-            f"| float32 | {fp32[0]:.2f} | {fp32[1]:.2f} |",
-            f"| bf16 autocast | {bf16[0]:.2f} | {bf16[1]:.2f} |",
+            "| variant | amp | channels_last | best img/s | median img/s | batches |",
+            "|---|---|---|---:|---:|---:|",
+            *ext_rows,
             "",
-            bf16_note(fp32[0], bf16[0]),
+            *[f"- {n}" for n in extraction_notes(ext, device)],
             "",
             f"Exact top-10 search, {args.queries} queries x 1536-d:",
             "",
@@ -203,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if not args.no_write:
-        write_section(text, SECTION)
+        write_section(text, section)
     return 0
 
 

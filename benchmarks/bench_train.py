@@ -15,8 +15,11 @@ Variants: ``fp32``, ``bf16`` (autocast), ``+cl`` (channels_last), ``+compile``
 machine (``train.amp=auto``, channels_last); ``official``: the official code's numerics and
 optimiser -- fp32, NCHW, torch's default CPU Adam (the per-tensor loop) -- on the same network
 (equal to the official ``BFE``, tests/test_official.py) and our losses: a stand-in for the
-official code, whose own step was not run here. The model FLOP utilisation on a GPU uses
-41.4 GFLOP per training image at 384x128 (3x the forward's 13.8 GFLOP), scaled with the pixel count.
+official code, whose own step was not run here; ``preset+compile``: the preset, compiled.
+Pipelines (``--pipelines``): ``pil`` (DataLoader workers), ``tensor`` (decoded once into RAM,
+augmented in batches on the device), ``tensor+device`` (decoded once onto the GPU:
+``data.cache=device``). The model FLOP rate on a GPU uses 41.4 GFLOP per training image at
+384x128 (3x the forward's 13.8 GFLOP), scaled with the pixel count.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ TRAIN_GFLOP_384x128 = 41.4
 
 def config(args: argparse.Namespace, variant: str, pipeline: str | None = None):
     overrides = []
-    if variant != "preset":  # preset: the market1501 preset's own amp=auto and channels_last
+    if not variant.startswith("preset"):  # preset: the preset's own amp=auto, channels_last
         amp = "bf16" if variant.startswith("bf16") else "none"
         overrides += [f"train.amp={amp}", f"train.channels_last={str('+cl' in variant).lower()}"]
     overrides += [
@@ -54,7 +57,10 @@ def config(args: argparse.Namespace, variant: str, pipeline: str | None = None):
         "model.pretrained=null",
     ]
     if pipeline and pipeline != "pil":  # pil: the default, also before data.pipeline existed
-        overrides.append(f"data.pipeline={pipeline}")
+        name, _, cache = pipeline.partition("+")  # tensor+device: decoded once onto the GPU
+        overrides.append(f"data.pipeline={name}")
+        if cache:
+            overrides.append(f"data.cache={cache}")
     return load_config("market1501", overrides=overrides)
 
 

@@ -154,7 +154,7 @@ def test_bf16_autocast_on_cpu(model):
     assert cos.min() > 0.98
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.cuda
 def test_fp16_autocast_on_gpu():
     m = BDBNet(num_classes=10, pretrained=None).cuda().eval()
     x = torch.randn(2, 3, 128, 64, device="cuda")

@@ -23,11 +23,11 @@ def test_demo_prints_the_table_and_writes_results_and_pictures(tmp_path, capsys)
     )
     out = capsys.readouterr().out
     assert "| BDB, untrained (same network, initial weights) |" in out
-    assert "| BDB, trained 1 epochs" in out
+    assert "| BDB, trained 1 epoch " in out
     assert "| mAP (full)" in out  # the table names the AP definition
     # The printed recipe is the one that ran, not a fixed text.
     assert "resnet18 backbone, 32x16 input (2x1 map, drop 0.3 x 1.0)" in out
-    assert "1 epochs instead of 400, fp32 (train.amp=none)" in out
+    assert "1 epoch instead of 400, fp32 (train.amp=none)" in out
 
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["epochs"] == 1 and saved["device"] == "cpu"
@@ -59,6 +59,9 @@ def test_prepare_data_reuses_an_identical_dataset_and_regenerates_otherwise(tmp_
     assert calls == [] and [r.path for r in again.gallery] == [r.path for r in first.gallery]
     other = prepare_data(tmp_path, **{**TINY_DATA, "seed": 1})
     assert len(calls) == 1 and calls[0]["seed"] == 1 and calls[0]["overwrite"] is True
+    assert calls[0]["progress"] is True
+    prepare_data(tmp_path, progress=False, **TINY_DATA)  # --quiet: no progress bar
+    assert len(calls) == 2 and calls[1]["progress"] is False
     assert len(other.query) > 0
 
 

@@ -8,8 +8,6 @@ import torch
 
 from bdbnet.evaluation import as_tensor, iter_pairwise_distance, pairwise_distance
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
 
 def brute(x, y, metric):
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
@@ -89,7 +87,7 @@ def test_errors():
         list(iter_pairwise_distance(np.ones((2, 2)), chunk_size=-1))
 
 
-@cuda
+@pytest.mark.cuda
 def test_cuda_matches_cpu():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(30, 16)).astype(np.float32), rng.normal(size=(50, 16))

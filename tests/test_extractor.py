@@ -174,3 +174,21 @@ def test_threaded_decoding_gives_the_evaluation_loaders_features_bit_for_bit(
         assert torch.equal(ext(person_images[:5]), expected)
     with pytest.raises(ValueError, match="workers"):
         FeatureExtractor(tiny_checkpoint, "cpu", workers=-1)
+
+
+@pytest.mark.cuda
+def test_gpu_features_are_the_cpu_features(tiny_checkpoint, person_images, monkeypatch):
+    """Files decoded in threads, normalised on the GPU, embedded there: the CPU's features
+    (TF32 convolutions off, so the comparison is float32 against float32); with the GPU
+    defaults (bf16, channels_last) every image still finds itself first."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    cpu = FeatureExtractor(tiny_checkpoint, "cpu", batch_size=4, amp="none", channels_last=False)
+    gpu = FeatureExtractor(tiny_checkpoint, "cuda", batch_size=4, amp="none", workers=2)
+    expected = cpu(person_images)
+    got = gpu(person_images)
+    assert got.device.type == "cpu"
+    assert_rows_close(got, expected)
+    fast = FeatureExtractor(tiny_checkpoint, "cuda", batch_size=4)
+    assert fast.amp == "auto"
+    nearest = torch.cdist(fast(person_images), expected).argmin(dim=1)
+    assert nearest.tolist() == list(range(len(person_images)))

@@ -188,7 +188,7 @@ def test_pipeline_keys_are_validated(override, message):
         load_config("synthetic-demo", overrides=[override])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.cuda
 @pytest.mark.parametrize("cache", ["ram", "device"])
 def test_on_the_gpu_augmentation_never_waits_for_the_host_and_matches_the_cpu(cache):
     images = torch.randint(0, 256, (32, 3, 96, 80), dtype=torch.uint8)

@@ -13,9 +13,6 @@ from bdbnet.evaluation import (
     pairwise_distance,
 )
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
 # ----------------------------------------------------------------------------------------------
 # A straightforward per-query reference: stable argsort, filter, walk the list.
 # ----------------------------------------------------------------------------------------------
@@ -360,7 +357,7 @@ def test_bad_shapes():
         evaluate_rank(np.array([[np.nan, 1.0]]), [1], [1, 2], [0], [1, 1])
 
 
-@cuda
+@pytest.mark.cuda
 def test_cuda_matches_cpu():
     dist, qp, gp, qc, gc = random_problem(7)
     a = evaluate_rank(dist, qp, gp, qc, gc, protocol="cuhk03")

@@ -15,8 +15,6 @@ from bdbnet.evaluation import (
     re_ranking_features,
 )
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
 
 def dense_re_ranking(q_g, q_q, g_g, k1=20, k2=6, lambda_value=0.3):
     """The published algorithm (the authors' reference code's steps), one item at a time,
@@ -182,7 +180,7 @@ def test_device_sort_path_on_cpu(monkeypatch):
     np.testing.assert_array_equal(re_ranking_features(q, g, k1=6, k2=3), expected)
 
 
-@cuda
+@pytest.mark.cuda
 def test_cuda_matches_cpu():
     q, g = clustered(12, 20, 100)
     a = re_ranking_features(q, g)

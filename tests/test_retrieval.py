@@ -8,8 +8,6 @@ import torch
 
 from bdbnet.evaluation import evaluate_retrieval, map_at_r, pairwise_distance, recall_at_k
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
 
 def brute_force(q, ql, g=None, gl=None, ks=(1, 2, 4, 8)):
     """Per query: stable argsort of the distances, the query removed by index."""
@@ -134,7 +132,7 @@ def test_errors():
         recall_at_k(x, [0, 1])
 
 
-@cuda
+@pytest.mark.cuda
 def test_cuda_matches_cpu():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(50, 8)).astype(np.float32)

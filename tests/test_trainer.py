@@ -126,3 +126,38 @@ def test_train_compile_compiles_the_training_network(tiny_synthetic, tmp_path, m
     trainer = Trainer.from_config(tiny_config("train.compile=true"), splits, tmp_path / "compiled")
     assert compiled == [trainer.replica_forward] and trainer.network is trainer.replica_forward
     assert plain.network is plain.replica_forward
+
+
+@pytest.mark.cuda
+def test_a_gpu_run_decodes_onto_the_device_and_its_checkpoint_resumes(tiny_synthetic, tmp_path):
+    """The GPU defaults end to end: the split decoded once onto the GPU (``data.cache=device``),
+    augmented there, auto precision (bf16 where supported), channels_last, cuDNN autotuning;
+    the checkpoint it writes loads on the CPU and resumes on the GPU."""
+    splits = train_only(build_dataset("synthetic", tiny_synthetic))
+    gpu = (
+        "train.device=cuda",
+        "train.amp=auto",
+        "train.channels_last=true",
+        "train.deterministic=false",
+        "data.pipeline=tensor",
+        "data.cache=device",
+        "optim.epochs=1",
+    )
+    trainer = Trainer.from_config(tiny_config(*gpu), splits, tmp_path)
+    assert torch.backends.cudnn.benchmark is True
+    before = {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    assert next(trainer.model.parameters()).device.type == "cuda"
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [x["total"] for x in lines if x["kind"] == "train"]
+    assert len(losses) == 2 and all(0 < v < 100 for v in losses)
+    after = {k: v.cpu() for k, v in trainer.model.state_dict().items()}
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    state = load_checkpoint(tmp_path / "last.pt")  # mapped to the CPU
+    assert all(v.device.type == "cpu" for v in state["model"].values())
+    resumed = Trainer.from_config(
+        tiny_config(*gpu[:-1], "optim.epochs=2"), splits, tmp_path, resume=True
+    )
+    assert resumed.start_epoch == 1
+    resumed.fit()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2

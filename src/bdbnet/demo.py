@@ -53,7 +53,7 @@ def demo_note(cfg: Config, device: torch.device) -> str:
         f"{m.backbone} backbone, {d.height}x{d.width} input ({map_h}x{map_w} map, "
         f"drop {m.drop_height_ratio} x {m.drop_width_ratio}), random init instead of "
         f"ImageNet weights, P x K = {d.num_identities} x {d.num_instances}, "
-        f"{cfg.optim.epochs} epochs instead of 400, {precision} (train.amp={cfg.train.amp}). "
+        f"{epochs_text(cfg.optim.epochs)} instead of 400, {precision} (train.amp={cfg.train.amp}). "
         "Numbers are on the synthetic benchmark, not Market-1501."
     )
 
@@ -74,12 +74,16 @@ class DemoResult:
     output: Path
 
 
-def prepare_data(output: Path, **params: Any) -> DatasetSplits:
+def epochs_text(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def prepare_data(output: Path, progress: bool = True, **params: Any) -> DatasetSplits:
     """Generate the synthetic dataset under ``output/data`` unless an identical one is there.
 
     ``params`` go to :func:`~bdbnet.data.synthetic.generate_synthetic_reid` (``train_ids``,
     ``test_ids``, ``seed``, ...) and are compared with the ones recorded in the dataset's
-    ``synthetic_meta.json``.
+    ``synthetic_meta.json``. ``progress``: a progress bar while images are written.
     """
     root = output / "data" / "synthetic"
     meta = root / "synthetic_meta.json"
@@ -87,7 +91,7 @@ def prepare_data(output: Path, **params: Any) -> DatasetSplits:
     recorded = found.get("params", {})
     stale = found.get("version") != SYNTHETIC_VERSION or not found.get("complete", False)
     if stale or any(recorded.get(k) != v for k, v in params.items()):
-        generate_synthetic_reid(root, overwrite=True, progress=True, **params)
+        generate_synthetic_reid(root, overwrite=True, progress=progress, **params)
     return build_dataset("synthetic", root)
 
 
@@ -139,7 +143,7 @@ def run_demo(
     """
     start = time.perf_counter()
     output = Path(output)
-    splits = prepare_data(output, **(DEMO_DATA if data is None else data))
+    splits = prepare_data(output, progress, **(DEMO_DATA if data is None else data))
     cfg = demo_config(epochs, device, seed, [f"train.progress={str(progress).lower()}", *overrides])
     # A demo always starts afresh: an earlier demo run in the same folder is replaced.
     trainer = Trainer.from_config(cfg, splits, output / "run", overwrite=True)
@@ -158,7 +162,7 @@ def run_demo(
         metrics_row(
             "BDB, untrained (same network, initial weights)", untrained.metrics, METRIC_KEYS
         ),
-        metrics_row(f"BDB, trained {cfg.optim.epochs} epochs", trained.metrics, METRIC_KEYS),
+        metrics_row(f"BDB, trained {epochs_text(cfg.optim.epochs)}", trained.metrics, METRIC_KEYS),
     ]
     table = format_table(["synthetic test set (%)", *metric_headers(cfg)], rows)
     curve = output / "training_curve.png"
@@ -205,7 +209,7 @@ def run_ablation(
     ``data`` and ``overrides`` as in :func:`run_demo`.
     """
     output = Path(output)
-    splits = prepare_data(output, **(DEMO_DATA if data is None else data))
+    splits = prepare_data(output, progress, **(DEMO_DATA if data is None else data))
     results: dict[str, dict[str, list[float]]] = {}
     for name in variants:
         for seed in seeds:
