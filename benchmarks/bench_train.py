@@ -2,11 +2,11 @@
 
 The step is the engine's own (``bdbnet.engine.step.train_step``: forward, the paper's four
 losses, backward, the non-finite guard, the optimiser built as ``bdbnet train`` builds it) on
-the ``market1501`` preset's network (ResNet-50 BDB, random weights) with one fixed batch already
-on the device. The data path is ``build_batch_source`` of ``bdbnet train`` (decode, augment,
-collate) over the synthetic dataset written at the requested resolution's aspect; end to end
-feeds the step from it. Rates are training images per second, best and median of the timed
-steps after warm-up.
+the ``market1501`` preset's network (ResNet-50 BDB, random weights), fed alone one fixed batch
+of the tensor data path kept on the device: real pixels, as end to end sees them. The data path is
+``build_batch_source`` of ``bdbnet train`` (decode, augment, collate) over the synthetic
+dataset written at the requested resolution's aspect; end to end feeds the step from it.
+Rates are training images per second, best and median of the timed steps after warm-up.
 
     python benchmarks/bench_train.py [--steps 6] [--identities 8] [--variants fp32 fp32+cl ...]
 
@@ -25,6 +25,7 @@ augmented in batches on the device), ``tensor+device`` (decoded once onto the GP
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
@@ -73,8 +74,8 @@ def rates(times: list[float], batch: int) -> tuple[float, float]:
     return batch / min(times), batch / statistics.median(times)
 
 
-def bench_step(args, variant: str, device: torch.device, num_classes: int, batches=None):
-    """Seconds per step, fed by ``batches`` (an iterator of (images, labels)) or one fixed batch."""
+def bench_step(args, variant: str, device: torch.device, num_classes: int, batches):
+    """Seconds per step, fed by ``batches`` (an iterator of (images, labels))."""
     cfg = config(args, variant)
     configure_backends(device)
     model = build_model(cfg, num_classes).to(device)
@@ -88,19 +89,13 @@ def bench_step(args, variant: str, device: torch.device, num_classes: int, batch
     criterion = build_criterion(cfg)
     net = torch.compile(model) if "+compile" in variant else model
     amp = resolve_amp(device, cfg.train.amp)
-    batch = args.identities * 4
-    fixed_images = torch.randn(batch, 3, args.height, args.width, device=device)
-    fixed_labels = torch.arange(args.identities, device=device).repeat_interleave(4)
     model.train()
     times = []
     for i in range(args.warmup + args.steps):
         start = time.perf_counter()
-        if batches is None:
-            images, labels = fixed_images, fixed_labels
-        else:
-            images, labels = next(batches)
-            images = images.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
+        images, labels = next(batches)
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
         if cfg.train.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         train_step(net, images, labels, criterion, optimizer, amp=amp)
@@ -116,6 +111,13 @@ def endless(source):
         source.set_epoch(epoch)
         yield from source
         epoch += 1
+
+
+def fixed_batch(args, splits, device: torch.device):
+    """One batch of the tensor data path on the device, repeated for the step alone."""
+    source = build_batch_source(splits, config(args, "fp32", "tensor"), DistContext(device=device))
+    images, labels = next(endless(source))
+    return itertools.repeat((images.to(device), labels.to(device)))
 
 
 def bench_data(args, splits, pipeline: str | None, device: torch.device) -> list[float]:
@@ -162,7 +164,8 @@ def main() -> None:
             data_rows.append(f"| {pipeline} | {best:.1f} | {median:.1f} |")
             print(data_rows[-1], flush=True)
         for variant in args.variants:
-            step = rates(bench_step(args, variant, device, splits.num_train_pids), batch)
+            fixed = fixed_batch(args, splits, device)
+            step = rates(bench_step(args, variant, device, splits.num_train_pids, fixed), batch)
             cells = [f"{step[0]:.2f}", f"{step[1]:.2f}"]
             for pipeline in args.pipelines:
                 cfg = config(args, variant, pipeline)
@@ -198,9 +201,9 @@ def main() -> None:
             f"--workers {args.workers} --device {args.device}`: the `market1501` preset's "
             f"network (ResNet-50 BDB, random weights), batch {batch} "
             f"({args.identities} identities x 4) at {args.height}x{args.width}; the engine's "
-            "train step (forward, the four losses, backward, guard, fused Adam) on a fixed "
-            "batch on the device, the `bdbnet train` data path over the synthetic dataset "
-            "(128x64 JPEGs like Market-1501's), and "
+            "train step (forward, the four losses, backward, guard, fused Adam) on one fixed "
+            "batch of the tensor data path (real pixels) on the device, the `bdbnet train` "
+            "data path over the synthetic dataset (128x64 JPEGs like Market-1501's), and "
             f"the two together; training images per second, {args.steps} timed steps after "
             f"{args.warmup} warm-up steps.",
             "",
