@@ -117,7 +117,7 @@ EOF
 
 export PY DEVICE WORK epochs
 export -f machine_info ddp_against_one_process
-check info 30 machine_info
+check info 60 machine_info  # a fresh machine loads the CUDA libraries cold
 check train 240 "$PY" benchmarks/bench_train.py "${train_sizes[@]}" --device "$DEVICE" \
   --variants "${train_variants[@]}" --pipelines "${train_pipelines[@]}" "${write[@]}"
 if [[ $DEVICE == cuda ]]; then
