@@ -163,8 +163,8 @@ def main() -> None:
             best, median = rates(bench_data(args, splits, pipeline, device), batch)
             data_rows.append(f"| {pipeline} | {best:.1f} | {median:.1f} |")
             print(data_rows[-1], flush=True)
+        fixed = fixed_batch(args, splits, device)
         for variant in args.variants:
-            fixed = fixed_batch(args, splits, device)
             step = rates(bench_step(args, variant, device, splits.num_train_pids, fixed), batch)
             cells = [f"{step[0]:.2f}", f"{step[1]:.2f}"]
             for pipeline in args.pipelines:
