@@ -7,7 +7,7 @@ Usage::
         [--queries 100] [--no-write]
 
 1. Extraction: images/s of the BDB network (ResNet-50, 1536-d output) in eval mode at 384x128,
-   batch 32, through :func:`bdbnet.engine.features.embed_batch` (what ``FeatureExtractor`` and
+   batch 32, through :func:`bdbnet.inference.embed.embed_batch` (what ``FeatureExtractor`` and
    ``bdbnet evaluate`` run), per variant: ``fp32``, ``bf16`` (autocast), ``+cl``
    (channels_last), and ``auto``, the default of ``FeatureExtractor`` and evaluation (auto
    precision and channels_last). A 4-image and a full warm-up batch, then ``--batches`` timed
@@ -48,10 +48,10 @@ from _common import (
     write_section,
 )
 
-from bdbnet.engine.features import embed_batch
-from bdbnet.engine.runtime import cpu_has_fast_bf16, resolve_amp
+from bdbnet.inference.embed import embed_batch
 from bdbnet.inference.search import topk_search
 from bdbnet.models import BDBNet
+from bdbnet.runtime.precision import cpu_has_fast_bf16, resolve_amp
 
 DIM = 1536
 

@@ -45,8 +45,9 @@ def write_checkpoint(path: Path, height: int, width: int) -> Path:
     """A BDB ResNet-50 (random weights) with the test recipe at ``height x width``."""
     from bdbnet.config import load_config
     from bdbnet.engine.builders import model_kwargs
-    from bdbnet.engine.checkpoint import FORMAT, VERSION, atomic_save
+    from bdbnet.files import atomic_save
     from bdbnet.models import BDBNet
+    from bdbnet.models.loading import FORMAT, VERSION
 
     cfg = load_config(
         "synthetic-demo",

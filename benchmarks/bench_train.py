@@ -14,7 +14,7 @@ Variants: ``fp32``, ``bf16`` (autocast), ``+cl`` (channels_last), ``+compile``
 (``torch.compile`` of the network); ``preset``: what the ``market1501`` preset runs on this
 machine (``train.amp=auto``, channels_last); ``official``: the official code's numerics and
 optimiser -- fp32, NCHW, torch's default CPU Adam (the per-tensor loop) -- on the same network
-(equal to the official ``BFE``, tests/test_official.py) and our losses: a stand-in for the
+(equal to the official ``BFE``, tests/models/test_official.py) and our losses: a stand-in for the
 official code, whose own step was not run here; ``preset+compile``: the preset, compiled.
 Pipelines (``--pipelines``): ``pil`` (DataLoader workers), ``tensor`` (decoded once into RAM,
 augmented in batches on the device), ``tensor+device`` (decoded once onto the GPU:
@@ -38,9 +38,10 @@ from bdbnet.config import load_config
 from bdbnet.data import build_dataset
 from bdbnet.data.synthetic import generate_synthetic_reid
 from bdbnet.engine.builders import build_batch_source, build_criterion, build_model, build_optimizer
-from bdbnet.engine.distributed import DistContext
-from bdbnet.engine.runtime import configure_backends, resolve_amp
 from bdbnet.engine.step import train_step
+from bdbnet.runtime.device import configure_backends
+from bdbnet.runtime.distributed import DistContext
+from bdbnet.runtime.precision import resolve_amp
 
 TRAIN_GFLOP_384x128 = 41.4
 

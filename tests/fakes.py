@@ -28,6 +28,36 @@ def make_folders(root: Path, folders: dict[str, Iterable[str]], size=(8, 16)) ->
 
 
 # ------------------------------------------------------------------------------ MSMT17
+MARKET_TRAIN = [
+    "0002_c1s1_000451_03.jpg",
+    "0002_c2s1_000301_01.jpg",
+    "0007_c3s3_015112_01.jpg",
+    "0010_c6s4_002502_02.jpg",
+    "0010_c5s2_050201_01.jpg",
+]
+MARKET_QUERY = ["0002_c3s1_000501_00.jpg", "0007_c2s1_000101_00.jpg"]
+MARKET_GALLERY = [
+    "-1_c1s1_000401_03.jpg",  # junk: dropped
+    "0000_c6s1_000001_01.jpg",  # distractor: kept
+    "0002_c1s1_000801_02.jpg",
+    "0007_c4s2_000201_01.jpg",
+    "-1_c2s1_000402_01.jpg",  # junk: dropped
+]
+
+
+def make_market(root: Path, train=MARKET_TRAIN, query=MARKET_QUERY, gallery=MARKET_GALLERY) -> Path:
+    """Market-1501's three folders with real file names (junk and distractors included)."""
+    for folder, names in (
+        ("bounding_box_train", train),
+        ("query", query),
+        ("bounding_box_test", gallery),
+    ):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            write_image(root / folder / name)
+    return root
+
+
 MSMT_TRAIN = [
     ("0000/0000_000_01_0303morning_0015_0.jpg", 0),
     ("0000/0000_001_05_0303morning_0036_1.jpg", 0),

@@ -8,6 +8,8 @@ from bdbnet import demo
 from bdbnet.config import load_config
 from bdbnet.demo import VARIANTS, demo_note, prepare_data, run_ablation, run_demo
 
+pytestmark = pytest.mark.slow  # the demo end to end
+
 TINY_DATA = dict(train_ids=8, test_ids=6, seed=0, distractors=6, junk=3)
 # The run's own arguments (device, epochs, progress) come from run_demo / run_ablation.
 SHRINK = [

@@ -25,6 +25,10 @@ import yaml
 
 from bdbnet.errors import ConfigError
 
+#: ``train.amp`` and every ``--amp``: autocast precision (auto: bf16 where the hardware computes
+#: it natively, fp32 elsewhere); :mod:`bdbnet.runtime.precision` gives each its meaning.
+AMP_CHOICES = ("none", "bf16", "fp16", "auto")
+
 
 @dataclass
 class ModelConfig:
@@ -263,7 +267,7 @@ def validate(cfg: Config) -> None:
         "data.recipe": (cfg.data.recipe, ("reid", "retrieval")),
         "data.pipeline": (cfg.data.pipeline, ("pil", "tensor")),
         "data.cache": (cfg.data.cache, ("none", "ram", "device")),
-        "train.amp": (cfg.train.amp, ("none", "bf16", "fp16", "auto")),
+        "train.amp": (cfg.train.amp, AMP_CHOICES),
         "eval.metric": (cfg.eval.metric, ("euclidean", "cosine")),
         "optim.optimizer": (cfg.optim.optimizer, ("adam", "adamw", "sgd")),
         "train.loss_scope": (cfg.train.loss_scope, ("global", "local")),

@@ -25,11 +25,12 @@ from bdbnet.data import build_dataset
 from bdbnet.data.records import DatasetSplits
 from bdbnet.data.synthetic import GENERATOR_VERSION as SYNTHETIC_VERSION
 from bdbnet.data.synthetic import generate_synthetic_reid
-from bdbnet.engine.evaluator import EvalReport
-from bdbnet.engine.runtime import resolve_amp
 from bdbnet.engine.trainer import Trainer
+from bdbnet.evaluation.ranked_lists import rank_gallery
+from bdbnet.evaluation.report import EvalReport
 from bdbnet.reporting import format_table, metrics_row
-from bdbnet.visualization import draw_ranked_list, plot_training_curve, rank_gallery
+from bdbnet.runtime.precision import resolve_amp
+from bdbnet.visualization import draw_ranked_list, plot_training_curve
 
 METRIC_KEYS = ("Rank-1", "Rank-5", "mAP", "mINP")
 
@@ -106,8 +107,8 @@ def demo_config(
 
 def write_ranked_list(report: EvalReport, splits: DatasetSplits, path: Path, rows: int = 6) -> Path:
     """Query + top-10 gallery for a few queries, skipping same-identity same-camera items."""
-    q = report.details["query_features"]
-    g = report.details["gallery_features"]
+    q = report.query_features
+    g = report.gallery_features
     picks = torch.linspace(0, len(splits.query) - 1, rows).long().tolist()
     q_pid = torch.tensor([splits.query[i].pid for i in picks])
     q_cam = torch.tensor([splits.query[i].camid for i in picks])

@@ -15,12 +15,10 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ from typing import Any
 import yaml
 
 from bdbnet.errors import BDBNetError
+from bdbnet.files import file_sha256, write_temporary
 
 __all__ = ["HubError", "Release", "download", "from_pretrained", "list_releases", "load_releases"]
 
@@ -90,14 +89,6 @@ def cache_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _release(name: str, registry: str | os.PathLike[str] | None) -> Release:
     releases = load_releases(registry)
     if name not in releases:
@@ -128,20 +119,20 @@ def download(
     release = _release(name, registry)
     target = cache_dir() / release.file
     if target.is_file() and not force:
-        _check(release, target, _sha256(target))
+        _check(release, target, file_sha256(target))
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{release.file}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(release.url, timeout=60) as src:
+        with urllib.request.urlopen(release.url, timeout=60) as src:
             log.info("downloading %s from %s", name, release.url)
-            shutil.copyfileobj(src, out, 1 << 20)
-        digest = _sha256(tmp)
-        _check(release, tmp, digest)
-        os.replace(tmp, target)
+            tmp = write_temporary(target, lambda out: shutil.copyfileobj(src, out, 1 << 20))
+        try:  # checked before it takes the target's name
+            digest = file_sha256(tmp)
+            _check(release, tmp, digest)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
     except (urllib.error.URLError, OSError) as err:
-        tmp.unlink(missing_ok=True)
         if isinstance(err, HubError):
             raise
         reason = getattr(err, "reason", None) or err
@@ -149,8 +140,6 @@ def download(
             f"cannot download {name} from {release.url} ({reason}); offline or blocked? "
             f"Download the file yourself and put it at {target}"
         ) from err
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("%s: %s (sha256 %s)", name, target, digest)
     return target
 
@@ -161,16 +150,18 @@ def from_pretrained(
     registry: str | os.PathLike[str] | None = None,
 ) -> tuple[Any, Any]:
     """``(model, config)`` of release ``name``: downloaded (:func:`download`), loaded like any
-    checkpoint (:func:`~bdbnet.engine.checkpoint.load_trained_model`; the official
+    checkpoint (:func:`~bdbnet.models.loading.load_trained_model`; the official
     ``*.pth.tar`` files too) and in eval mode. An official file gets the preset its registry
     entry names, so its test preprocessing is that recipe's."""
     from bdbnet.config import load_config
-    from bdbnet.engine.checkpoint import is_official_checkpoint, load_trained_model
     from bdbnet.models import safe_torch_load
+    from bdbnet.models.loading import is_official_checkpoint, load_trained_model
+    from bdbnet.models.preprocess import Preprocessing
 
     release = _release(name, registry)
     path = download(name, registry)
     model, cfg = load_trained_model(path, device)
     if release.preset and is_official_checkpoint(safe_torch_load(path)):
         cfg = load_config(release.preset)
+        model.preprocess = Preprocessing.from_data_config(cfg.data)
     return model, cfg

@@ -95,22 +95,35 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     hidden_alias(p, "--plots", "output")
     hidden_alias(p, "--visualize", "worst", type=int_at_least(0))
-    from bdbnet.serve.command import add_save_run_argument
-
-    add_save_run_argument(p)
+    _add_save_run_argument(p)
     p.set_defaults(func=run)
     return p
+
+
+def _add_save_run_argument(parser: argparse.ArgumentParser) -> None:
+    """``evaluate --save-run DIR`` (what ``bdbnet serve --run DIR`` browses)."""
+    from bdbnet.serve.settings import DEFAULT_RUN_TOPK as DEFAULT_TOPK
+
+    parser.add_argument(
+        "--save-run",
+        default=None,
+        metavar="DIR",
+        help="keep the evaluation for `bdbnet serve --run DIR`: paths, labels, per-query AP and "
+        f"each query's top-{DEFAULT_TOPK} ranking as scored (re-ranked with --rerank), "
+        "in DIR/run.npz",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from bdbnet.config import validate
     from bdbnet.data import build_dataset
     from bdbnet.data.checks import check_splits
-    from bdbnet.engine.checkpoint import load_trained_model
-    from bdbnet.engine.evaluator import AP_KEYS, evaluate_model
-    from bdbnet.engine.runtime import resolve_device
+    from bdbnet.evaluation.report import AP_KEYS
+    from bdbnet.inference.dataset_eval import evaluate_model
+    from bdbnet.models.loading import load_trained_model
     from bdbnet.outputs import ensure_output_dir, ensure_output_file
     from bdbnet.reporting import AP_DEFINITIONS, format_table
+    from bdbnet.runtime.device import resolve_device
     from bdbnet.serve.runs import check_run_output, save_run
 
     if args.json:
@@ -124,7 +137,6 @@ def run(args: argparse.Namespace) -> int:
     cfg.eval.ap_mode = args.ap_mode
     cfg.eval.aqe, cfg.eval.aqe_k, cfg.eval.aqe_alpha = args.aqe, args.aqe_k, args.aqe_alpha
     validate(cfg)
-    cfg.train.amp = args.amp
     if args.batch_size:
         cfg.data.test_batch_size = args.batch_size
     cfg.data.workers = args.workers
@@ -134,7 +146,15 @@ def run(args: argparse.Namespace) -> int:
     check_splits(splits, names, progress=progress, open_images=not args.skip_image_check)
     if args.save_run:
         check_run_output(args.save_run, splits)
-    report = evaluate_model(model, splits, cfg, device, progress=progress)
+    report = evaluate_model(
+        model,
+        splits,
+        cfg,
+        device,
+        progress=progress,
+        amp=args.amp,
+        channels_last=cfg.train.channels_last,  # the layout the model was trained in
+    )
     shown = report.headline()
     print(
         format_table(
@@ -160,9 +180,9 @@ def run(args: argparse.Namespace) -> int:
         }
         if report.ap_mode:
             payload["ap_definition"] = AP_DEFINITIONS[report.ap_mode]
-        if "cmc" in report.details:
-            payload["cmc"] = report.details["cmc"]
-            payload["num_valid_queries"] = report.details["num_valid_queries"]
+        if report.rank is not None:
+            payload["cmc"] = report.cmc
+            payload["num_valid_queries"] = report.num_valid_queries
         Path(args.json).write_text(json.dumps(payload, indent=2))
         print(f"wrote {args.json}")
     if args.save_run:
@@ -177,24 +197,23 @@ def _pictures(args: argparse.Namespace, report, splits, metric: str) -> None:
     """``--output DIR`` (the CMC curve) and ``--worst N`` (the N worst queries)."""
     from bdbnet.visualization import draw_worst_queries, plot_cmc
 
-    if "rank_results" not in report.details:
+    if report.rank is None:
         print("note: pictures are drawn for re-ID evaluations only")
         return
     folder = Path(args.output or DEFAULT_FOLDER)
-    details = report.details
     label = f"{args.dataset} ({Path(args.checkpoint).name})"
     scoring = [name for name, on in (("rerank", args.rerank), ("flip", args.flip)) if on]
     label += f", {' + '.join(scoring)}" if scoring else ""
     try:
-        path = plot_cmc({label: details["cmc"]}, folder / "cmc.png", title=f"CMC: {args.dataset}")
+        path = plot_cmc({label: report.cmc}, folder / "cmc.png", title=f"CMC: {args.dataset}")
         print(f"wrote {path}")
     except ImportError as err:
         print(f"note: no CMC plot ({err})")
     if args.worst:
-        result = details["rank_results"]
+        result = report.rank
         path = draw_worst_queries(
-            details["query_features"],
-            details["gallery_features"],
+            report.query_features,
+            report.gallery_features,
             splits.query,
             splits.gallery,
             result.ap,

@@ -11,7 +11,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bdbnet import __version__
 from bdbnet.cli import (
     config,
     datasets,
@@ -20,16 +19,30 @@ from bdbnet.cli import (
     export,
     extract,
     search,
+    serve,
     synth,
     train,
     visualize,
 )
 from bdbnet.cli.support import HelpFormatter, parse_args, show_library_messages
+from bdbnet.version import __version__
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: In the order ``bdbnet --help`` lists them.
-COMMANDS = (demo, synth, train, evaluate, extract, datasets, search, visualize, export, config)
+COMMANDS = (
+    demo,
+    synth,
+    train,
+    evaluate,
+    extract,
+    datasets,
+    search,
+    visualize,
+    export,
+    config,
+    serve,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,11 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
-    # Commands that live in their own package register here with the same interface; the
-    # service's handler imports FastAPI only when it runs.
-    from bdbnet.serve.command import add_serve_command
-
-    add_serve_command(sub)
     return parser
 
 

@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bdbnet.config import AMP_CHOICES
 from bdbnet.errors import BDBNetError, ImageError
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "build_extractor",
     "check_index_output",
     "extract_paths",
+    "float_above",
     "hidden_alias",
     "int_at_least",
     "parse_args",
@@ -34,7 +36,6 @@ __all__ = [
 
 _OVERRIDE = re.compile(r"[A-Za-z_]\w*\.[A-Za-z_]\w*=.*", re.DOTALL)
 DEVICE_HELP = "cpu, cuda, cuda:N or auto (a GPU when there is one)"
-AMP_CHOICES = ("none", "bf16", "fp16", "auto")
 AMP_HELP = "autocast precision (auto: bf16 where the hardware computes it natively; none: fp32)"
 
 
@@ -104,6 +105,23 @@ def bounded_float(low: float, high: float) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be between {low} and {high}; got {value}")
+        return value
+
+    return parse
+
+
+def float_above(low: float, inclusive: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a number ``> low`` (``>= low`` when ``inclusive``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (value >= low if inclusive else value > low) or value != value:
+            raise argparse.ArgumentTypeError(
+                f"must be a number {'>=' if inclusive else '>'} {low:g}; got {text}"
+            )
         return value
 
     return parse

@@ -1,7 +1,7 @@
 """``bdbnet train``: a paper recipe (preset) plus overrides, on one process or under torchrun.
 
-The handler checks the run on rank 0 before any work (:func:`on_main`), so every process stops
-together on a user error.
+The handler checks the run on rank 0 before any work
+(:func:`~bdbnet.runtime.distributed.on_main`), so every process stops together on a user error.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from typing import Any
 from bdbnet.cli.support import (
     DEVICE_HELP,
     POSITIVE,
-    CLIError,
     add_command,
     add_image_check_option,
 )
 
-__all__ = ["add_parser", "default_preset", "final_report", "on_main", "run"]
+__all__ = ["add_parser", "default_preset", "final_report", "run"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -72,9 +71,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from bdbnet.config import load_config
     from bdbnet.data import build_dataset
-    from bdbnet.engine.distributed import init_distributed, shutdown, torchrun_restart_count
+    from bdbnet.data.checks import check_training_run
     from bdbnet.engine.resume import resume_config
     from bdbnet.engine.trainer import Trainer
+    from bdbnet.runtime.distributed import (
+        init_distributed,
+        on_main,
+        shutdown,
+        torchrun_restart_count,
+    )
 
     output = Path(args.output or f"runs/{args.dataset}")
     overrides = [f"data.dataset={args.dataset}", f"data.root={args.root}", *args.overrides]
@@ -100,7 +105,13 @@ def run(args: argparse.Namespace) -> int:
         for note in notes:
             say(note)
         splits = build_dataset(cfg.data.dataset, cfg.data.root)
-        on_main(ctx, lambda: _check_run(args, cfg, splits, output))
+        # checked on rank 0 only (every image opened once), its error raised on every rank
+        on_main(
+            ctx,
+            lambda: check_training_run(
+                splits, cfg.data, output, not args.skip_image_check, cfg.train.progress
+            ),
+        )
         trainer = Trainer.from_config(cfg, splits, output, resume=resume, ctx=ctx)
         if ctx.distributed:
             say(f"distributed: {ctx.world_size} processes on {ctx.device.type}")
@@ -117,44 +128,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_run(args: argparse.Namespace, cfg, splits, output: Path) -> None:
-    """What a training run checks before its first step: a writable run folder, enough
-    identities for P, every image readable (unless --skip-image-check)."""
-    from bdbnet.data.checks import check_splits
-    from bdbnet.outputs import ensure_output_dir
-
-    ensure_output_dir(output, "run folder")
-    if splits.num_train_pids < cfg.data.num_identities:
-        raise CLIError(
-            f"data.num_identities={cfg.data.num_identities} but the train split of "
-            f"{splits.root} has only {splits.num_train_pids} identities; lower "
-            "data.num_identities (P of the P x K batch)"
-        )
-    check_splits(
-        splits,
-        ("train", "query", "gallery"),
-        open_images=not args.skip_image_check,
-        progress=cfg.train.progress,
-    )
-
-
-def on_main(ctx, check) -> None:
-    """Run ``check`` on rank 0 only (opening every image once, not once per process) and
-    raise its user error on every rank, so all processes stop together."""
-    from bdbnet.engine.distributed import broadcast_object
-    from bdbnet.errors import BDBNetError
-
-    problem = None
-    if ctx.is_main:
-        try:
-            check()
-        except BDBNetError as err:
-            problem = err
-    problem = broadcast_object(problem, ctx)
-    if problem is not None:
-        raise problem
-
-
 def _silent(*args: object, **kwargs: object) -> None:
     """``print`` of the ranks other than 0."""
 
@@ -162,7 +135,7 @@ def _silent(*args: object, **kwargs: object) -> None:
 def final_report(result) -> str:
     """The last evaluation and, with ``train.keep_best``, the best one beside it, called what
     it is: selected on the test split."""
-    from bdbnet.engine.evaluator import AP_KEYS
+    from bdbnet.evaluation.report import AP_KEYS
     from bdbnet.reporting import format_table
 
     last = result.evaluations[-1]

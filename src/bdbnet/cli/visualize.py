@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         images,
         extractor.transform,
         Path(args.output) / "activation_maps.png",
-        preprocess=extractor.preprocess,
+        preprocess=extractor.spec,
         names=names,
         batch_size=args.batch_size,
     )

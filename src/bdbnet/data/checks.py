@@ -13,9 +13,11 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from bdbnet.config import DataConfig
 from bdbnet.data.images import read_image
 from bdbnet.data.records import DatasetSplits, ImageRecord
 from bdbnet.errors import DataError, ImageError
+from bdbnet.outputs import ensure_output_dir
 
 __all__ = ["check_images", "check_splits", "report_unreadable", "unreadable_summary"]
 
@@ -101,3 +103,22 @@ def report_unreadable(splits: DatasetSplits) -> None:
             "read (listed above); remove or replace them"
         )
     log.info("all %d images open", total)
+
+
+def check_training_run(
+    splits: DatasetSplits,
+    cfg: DataConfig,
+    output: str | os.PathLike[str],
+    open_images: bool = True,
+    progress: bool = True,
+) -> None:
+    """What a training run checks before its first step: a writable run folder, enough
+    identities for P, non-empty splits and, with ``open_images``, every image readable."""
+    ensure_output_dir(output, "run folder")
+    if splits.num_train_pids < cfg.num_identities:
+        raise DataError(
+            f"data.num_identities={cfg.num_identities} but the train split of "
+            f"{splits.root} has only {splits.num_train_pids} identities; lower "
+            "data.num_identities (P of the P x K batch)"
+        )
+    check_splits(splits, ("train", "query", "gallery"), open_images=open_images, progress=progress)

@@ -19,6 +19,7 @@ from os import PathLike
 from typing import Any, Protocol, TypeVar
 
 from bdbnet.errors import ConfigError
+from bdbnet.registry import Registry
 
 
 class UnknownDatasetError(ConfigError, KeyError):
@@ -36,7 +37,14 @@ class DatasetLoader(Protocol):
     def __call__(self, root: str | PathLike[str], **kwargs: Any) -> Any: ...
 
 
-_REGISTRY: dict[str, DatasetLoader] = {}
+DATASETS: Registry[DatasetLoader] = Registry(
+    "dataset",
+    lambda name, known: UnknownDatasetError(
+        f"unknown dataset {name!r}; available: {', '.join(known)}"
+    ),
+    normalise=str.lower,
+)
+_REGISTRY = DATASETS.entries  # the table itself, for code that saved and restored it
 
 T = TypeVar("T", bound=type)
 
@@ -45,11 +53,8 @@ def register_dataset(name: str) -> Callable[[T], T]:
     """Class decorator that makes a dataset available to ``build_dataset`` and the CLI."""
 
     def decorator(cls: T) -> T:
-        key = name.lower()
-        if key in _REGISTRY and _REGISTRY[key] is not cls:
-            raise ValueError(f"dataset name {name!r} is already registered by {_REGISTRY[key]!r}")
-        cls.name = key  # type: ignore[attr-defined]
-        _REGISTRY[key] = cls  # type: ignore[assignment]
+        DATASETS.register(name)(cls)  # type: ignore[arg-type]
+        cls.name = name.lower()  # type: ignore[attr-defined]
         return cls
 
     return decorator
@@ -57,16 +62,12 @@ def register_dataset(name: str) -> Callable[[T], T]:
 
 def list_datasets() -> list[str]:
     """Names of all registered datasets, sorted."""
-    return sorted(_REGISTRY)
+    return DATASETS.names()
 
 
 def get_dataset_class(name: str) -> Any:
     """The loader class registered as ``name`` (case-insensitive)."""
-    key = name.lower()
-    if key not in _REGISTRY:
-        available = ", ".join(sorted(_REGISTRY))
-        raise UnknownDatasetError(f"unknown dataset {name!r}; available: {available}")
-    return _REGISTRY[key]
+    return DATASETS.get(name)
 
 
 def build_dataset(name: str, root: str | PathLike[str], **kwargs: Any) -> Any:

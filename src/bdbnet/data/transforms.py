@@ -1,4 +1,5 @@
-"""Image transforms of the two official recipes (torchvision v2).
+"""Image transforms of the two official recipes (torchvision v2), built from the config
+(training) or from the model's preprocessing spec (test: :func:`inference_transform`).
 
 * re-ID: resize 384x128, horizontal flip, normalise, Cutout (p=0.5, 64x64, filled with 0 after
   normalisation, i.e. with the mean colour);
@@ -16,8 +17,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from bdbnet.config import DataConfig
+from bdbnet.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 
 class Cutout:
@@ -149,10 +150,7 @@ def reid_test_transform(
     std: Sequence[float] = IMAGENET_STD,
 ) -> v2.Compose:
     """Resize and normalise (no flip, as the official evaluation)."""
-    return v2.Compose(
-        [v2.Resize(size, interpolation=v2.InterpolationMode.BILINEAR, antialias=True)]
-        + _to_normalised_tensor(mean, std)
-    )
+    return inference_transform(Preprocessing(size, mean=tuple(mean), std=tuple(std)))
 
 
 def retrieval_train_transform(
@@ -181,6 +179,35 @@ def retrieval_test_transform(
 ) -> v2.Compose:
     """Pad to square and resize (256; 224 for Stanford Online Products). CARS196 is resized
     without padding (``pad_to_square=False``), as the official code does."""
-    steps: list = [PadToSquare()] if pad_to_square else []
-    steps.append(v2.Resize((resize, resize), antialias=True))
-    return v2.Compose(steps + _to_normalised_tensor(mean, std))
+    spec = Preprocessing((resize, resize), pad_to_square, tuple(mean), tuple(std), "retrieval")
+    return inference_transform(spec)
+
+
+def prepare_transform(spec: Preprocessing) -> v2.Compose:
+    """The deterministic part of the test preprocessing, PIL image to PIL image at
+    ``spec.size``: padding to a square where the spec asks, then the antialiased resize. The
+    PIL test transform, the tensor path and :class:`~bdbnet.inference.FeatureExtractor` all
+    resize through it, so their pixels are the same."""
+    if spec.interpolation != "bilinear":
+        raise ValueError(f"unsupported resize interpolation {spec.interpolation!r}")
+    steps: list = [PadToSquare()] if spec.pad_to_square else []
+    steps.append(v2.Resize(spec.size, interpolation=v2.InterpolationMode.BILINEAR, antialias=True))
+    return v2.Compose(steps)
+
+
+def inference_transform(spec: Preprocessing) -> v2.Compose:
+    """PIL image -> the normalised ``3 x H x W`` network input of ``spec``."""
+    steps = prepare_transform(spec).transforms
+    return v2.Compose([*steps, *_to_normalised_tensor(spec.mean, spec.std)])
+
+
+def build_train_transform(cfg: DataConfig) -> v2.Compose:
+    """The training transform of ``cfg.recipe`` with the config's sizes and augmentation."""
+    if cfg.recipe == "retrieval":
+        return retrieval_train_transform(cfg.resize, cfg.width, cfg.flip, cfg.erasing_prob)
+    return reid_train_transform((cfg.height, cfg.width), cfg.flip, cfg.cutout_prob, cfg.cutout_size)
+
+
+def build_test_transform(cfg: DataConfig) -> v2.Compose:
+    """The test transform of the config's recipe (:meth:`Preprocessing.from_data_config`)."""
+    return inference_transform(Preprocessing.from_data_config(cfg))

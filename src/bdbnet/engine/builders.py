@@ -1,8 +1,10 @@
 """Build the pieces of a run (model, loss, optimiser, schedule, batches, callbacks) from a
-Config: the command line's way of making a :class:`~bdbnet.engine.trainer.Trainer`."""
+Config; :meth:`Trainer.from_config <bdbnet.engine.trainer.Trainer.from_config>` assembles them
+(the command line's way of making a trainer). Nothing here imports the trainer."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +12,11 @@ import torch
 
 from bdbnet.config import Config
 from bdbnet.data.image_dataset import ImageDataset
-from bdbnet.data.recipes import build_train_transform, preprocessing_info
+from bdbnet.data.pipelines.pil import LoaderBatchSource
+from bdbnet.data.pipelines.source import BatchSource
 from bdbnet.data.records import DatasetSplits
 from bdbnet.data.samplers import PKBatchSampler
-from bdbnet.engine.batch_source import BatchSource, LoaderBatchSource
+from bdbnet.data.transforms import build_train_transform
 from bdbnet.engine.callbacks import (
     Checkpointing,
     EpochLine,
@@ -21,19 +24,16 @@ from bdbnet.engine.callbacks import (
     KeepBest,
     MetricsLogging,
 )
-from bdbnet.engine.checkpoint import FORMAT, VERSION, load_checkpoint
-from bdbnet.engine.distributed import DistContext
-from bdbnet.engine.runtime import (
-    configure_backends,
-    resolve_amp,
-    resolve_device,
-    seed_everything,
-)
 from bdbnet.engine.schedule import build_scheduler
-from bdbnet.engine.trainer import Trainer
 from bdbnet.errors import ConfigError, DataError, OutputError
 from bdbnet.losses import BDBLoss
 from bdbnet.models import create_model, model_kwargs_from_config
+from bdbnet.models.loading import checkpoint_metadata, load_checkpoint
+from bdbnet.models.preprocess import Preprocessing
+from bdbnet.runtime.device import configure_backends, resolve_device
+from bdbnet.runtime.distributed import DistContext
+from bdbnet.runtime.precision import resolve_amp
+from bdbnet.runtime.seeding import seed_everything
 
 
 def model_kwargs(cfg: Config) -> dict[str, Any]:
@@ -43,9 +43,12 @@ def model_kwargs(cfg: Config) -> dict[str, Any]:
 
 
 def build_model(cfg: Config, num_classes: int) -> torch.nn.Module:
-    return create_model(
+    """The registered model ``cfg.model.name``, with the test preprocessing of ``cfg.data``."""
+    model = create_model(
         cfg.model.name, num_classes, pretrained=cfg.model.pretrained, **model_kwargs(cfg)
     )
+    model.preprocess = Preprocessing.from_data_config(cfg.data)
+    return model
 
 
 def build_criterion(cfg: Config) -> BDBLoss:
@@ -127,15 +130,14 @@ def build_batch_source(splits: DatasetSplits, cfg: Config, ctx: DistContext) -> 
         with_seeds=not tensor,
     )
     if tensor:
-        from bdbnet.data.pipelines.tensor import build_tensor_source
-        from bdbnet.engine.node_cache import decode_on_node
-
-        def decode(records, recipe, threads, progress):  # one copy per machine under torchrun
-            return decode_on_node(records, recipe, ctx, threads, progress)
+        from bdbnet.data.pipelines.node_cache import decode_on_node
+        from bdbnet.data.pipelines.tensor import build_tensor_source, recipe_from_config
 
         progress = cfg.train.progress and ctx.is_main
+        recipe = recipe_from_config(d)  # decoded once per machine under torchrun
+        images = decode_on_node(splits.train, recipe, ctx, d.workers or None, progress)
         return build_tensor_source(
-            splits.train, d, sampler, ctx.device, cfg.train.seed, progress, decode
+            splits.train, d, sampler, ctx.device, cfg.train.seed, images=images
         )
     cache = d.cache_images or d.cache == "ram"
     dataset = ImageDataset(splits.train, build_train_transform(d), cache=cache)
@@ -143,32 +145,43 @@ def build_batch_source(splits: DatasetSplits, cfg: Config, ctx: DistContext) -> 
     return LoaderBatchSource(dataset, sampler, d.workers, pin_memory=pin, seed=cfg.train.seed)
 
 
-def checkpoint_metadata(cfg: Config, splits: DatasetSplits, num_classes: int) -> dict[str, Any]:
-    """What makes a checkpoint self-describing, beside the training state."""
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "model_name": cfg.model.name,
-        "model_kwargs": model_kwargs(cfg),
-        "num_classes": num_classes,
-        "config": cfg.to_dict(),
-        "preprocess": preprocessing_info(cfg.data),
-        "dataset": splits.name,
-    }
+@dataclass
+class TrainerParts:
+    """What :meth:`Trainer.from_config <bdbnet.engine.trainer.Trainer.from_config>` assembles:
+    the trainer's constructor arguments, its evaluation callback, the state of the run to
+    resume (if any), and the config file to write once the trainer holds that state."""
+
+    arguments: dict[str, Any]
+    evaluation: Evaluation
+    resume_state: dict[str, Any] | None
+    config_file: Path | None
+    cfg: Config
+
+    def write_config(self) -> None:
+        """``config.yaml`` of the run (rank 0 only: other ranks have no ``config_file``)."""
+        if self.config_file is not None:
+            self.config_file.write_text(self.cfg.to_yaml())
 
 
-def build_trainer(
+def build_trainer_parts(
     cfg: Config,
     splits: DatasetSplits,
     output: str | Path,
     resume: bool = False,
     ctx: DistContext | None = None,
     overwrite: bool = False,
-) -> Trainer:
-    """See :meth:`Trainer.from_config`. A fresh run refuses a folder that already holds one
-    (``last.pt``) unless ``overwrite``: continuing it is ``resume``."""
+) -> TrainerParts:
+    """Model, loss, optimiser, schedule, batches and callbacks from ``cfg``, writing to
+    ``output``; with ``resume``, the state of ``output/last.pt`` if it exists. A fresh run
+    refuses a folder that already holds one (``last.pt``) unless ``overwrite``: continuing it
+    is ``resume``."""
     output = Path(output)
+    # the runtime: device, seeds, kernels, precision
     ctx = ctx or DistContext(device=resolve_device(cfg.train.device))
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    configure_backends(ctx.device, cfg.train.deterministic)
+    amp = resolve_amp(ctx.device, cfg.train.amp)
+    # the run's layout and folder
     check_layout(cfg, ctx)
     last = output / "last.pt"
     if last.is_file() and not resume and not overwrite:
@@ -178,19 +191,18 @@ def build_trainer(
         )
     if ctx.is_main:
         output.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
-    configure_backends(ctx.device, cfg.train.deterministic)
+    # the model and what its checkpoints say of it
     num_classes = splits.num_train_pids
     model = build_model(cfg, num_classes).to(ctx.device)
+    metadata = checkpoint_metadata(cfg, num_classes, splits.name)
     if cfg.train.sync_bn and ctx.distributed:
         if ctx.device.type != "cuda":
             raise ConfigError("train.sync_bn needs GPUs (torch's SyncBatchNorm has no CPU kernel)")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    # optimisation and the callbacks around it
     optimizer = build_optimizer(model, cfg)
-    amp = resolve_amp(ctx.device, cfg.train.amp)
-    metadata = checkpoint_metadata(cfg, splits, num_classes)
     evaluation = Evaluation(splits, cfg)
     callbacks: list = [MetricsLogging(output, cfg.train.tensorboard)] if ctx.is_main else []
     if not cfg.train.progress:
@@ -201,12 +213,12 @@ def build_trainer(
         Checkpointing(output, metadata, cfg.train.checkpoint_every, cfg.train.keep_checkpoints),
         evaluation,
     ]
-    trainer = Trainer(
-        model,
-        build_criterion(cfg),
-        optimizer,
-        build_lr_scheduler(optimizer, cfg),
-        build_batch_source(splits, cfg, ctx),
+    arguments = dict(
+        model=model,
+        criterion=build_criterion(cfg),
+        optimizer=optimizer,
+        scheduler=build_lr_scheduler(optimizer, cfg),
+        batches=build_batch_source(splits, cfg, ctx),
         epochs=cfg.optim.epochs,
         ctx=ctx,
         amp=amp,
@@ -220,7 +232,7 @@ def build_trainer(
         progress=cfg.train.progress,
         compile=cfg.train.compile,
     )
-    trainer.evaluator = evaluation
+    state = None
     if resume and last.is_file():
         state = load_checkpoint(last)
         if state["num_classes"] != num_classes:
@@ -228,7 +240,5 @@ def build_trainer(
                 f"{last} was trained with {state['num_classes']} identities, "
                 f"the dataset has {num_classes}: wrong --output or --root?"
             )
-        trainer.load_state_dict(state)
-    if ctx.is_main:
-        (output / "config.yaml").write_text(cfg.to_yaml())
-    return trainer
+    config_file = output / "config.yaml" if ctx.is_main else None
+    return TrainerParts(arguments, evaluation, state, config_file, cfg)

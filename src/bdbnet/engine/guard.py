@@ -1,16 +1,21 @@
 """The non-finite guard: a step whose loss or gradient is NaN or infinite never updates the
-weights, and the run stops there with a message that says where and which term."""
+weights, the run stops there with a message that says where and which term, and a checkpoint of
+non-finite weights is never written over a good one."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from bdbnet.engine.distributed import DistContext
 from bdbnet.errors import TrainingError
+from bdbnet.files import atomic_save
 from bdbnet.losses import LossBreakdown
+from bdbnet.runtime.distributed import DistContext
 
 
 class NonFiniteError(TrainingError):
@@ -57,3 +62,15 @@ def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
         for name, value in state.items()
         if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()
     ]
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """:func:`~bdbnet.files.atomic_save` of a training checkpoint, refused if any weight is NaN
+    or infinite (the previous, good checkpoint stays in place)."""
+    bad = non_finite_tensors(state["model"])
+    if bad:
+        raise TrainingError(
+            f"refused to write {path}: {len(bad)} of {len(state['model'])} model tensors are "
+            f"not finite (first: {bad[0]}); the previous checkpoint is kept"
+        )
+    return atomic_save(state, path)

@@ -5,7 +5,7 @@ with its own BatchNorm statistics and dropped its own rectangle, and the running
 kept were those of GPU 0. :class:`ReplicaForward` reproduces that on any device count: the
 batch is cut into R consecutive chunks, each forwarded separately, the running statistics
 restored after every chunk but the first, and each chunk told which rectangle of the step's
-:class:`~bdbnet.models.batch_drop.DropPlan` to drop. With W processes (DDP) x R replicas there
+:class:`~bdbnet.models.contract.StepPlan` to drop. With W processes (DDP) x R replicas there
 are W*R chunks and the plan covers all of them, so 1 process x 4 replicas, 2 x 2 and 4 x 1
 train the same way.
 """
@@ -16,8 +16,7 @@ import torch
 from torch import nn
 
 from bdbnet.data.samplers import derived_seed
-from bdbnet.models.batch_drop import BatchDropBlock, DropPlan
-from bdbnet.models.bdb import BDBTrainOutput
+from bdbnet.models.contract import PlannedLayer, StepPlan, TrainOutput
 
 
 def drop_plan_seed(seed: int, step: int) -> int:
@@ -29,7 +28,8 @@ class ReplicaForward(nn.Module):
     """Wrap ``model`` so that a training forward runs ``replicas`` chunks separately.
 
     Args:
-        model: A model whose training forward returns :class:`BDBTrainOutput`.
+        model: A model of the contract (:class:`~bdbnet.models.contract.ReIDModel`): its
+            training forward returns a :class:`~bdbnet.models.contract.TrainOutput`.
         replicas: R, chunks per forward (1: a plain forward).
         chunk_offset: Index of this process's first chunk among all chunks of the step
             (``rank * R``); ``total_chunks``: W * R.
@@ -48,7 +48,7 @@ class ReplicaForward(nn.Module):
         self.replicas = replicas
         self.chunk_offset = chunk_offset
         self.total_chunks = total_chunks
-        self._drops = [m for m in model.modules() if isinstance(m, BatchDropBlock)]
+        self._drops = [m for m in model.modules() if isinstance(m, PlannedLayer)]
         self._norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase)]
 
     def plan_step(self, seed: int) -> None:
@@ -58,14 +58,14 @@ class ReplicaForward(nn.Module):
         if self.total_chunks == 1:
             return
         for drop in self._drops:
-            drop.plan = DropPlan(seed, self.total_chunks, self.chunk_offset)
+            drop.plan = StepPlan(seed, self.total_chunks, self.chunk_offset)
 
     def _set_chunk(self, index: int) -> None:
         for drop in self._drops:
             if drop.plan is not None:
                 drop.plan.index = self.chunk_offset + index
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor | BDBTrainOutput:
+    def forward(self, images: torch.Tensor) -> torch.Tensor | TrainOutput:
         if not self.training or self.replicas == 1:
             self._set_chunk(0)
             return self.model(images)
@@ -93,13 +93,4 @@ class ReplicaForward(nn.Module):
             finally:
                 for norm, buffers in zip(self._norms, kept):
                     norm._buffers.update(buffers)
-        return concat_outputs(outputs)
-
-
-def concat_outputs(outputs: list[BDBTrainOutput]) -> BDBTrainOutput:
-    """Join per-chunk outputs in chunk order (features and logits, per branch)."""
-    first = outputs[0]
-    return BDBTrainOutput(
-        features={k: torch.cat([o.features[k] for o in outputs]) for k in first.features},
-        logits={k: torch.cat([o.logits[k] for o in outputs]) for k in first.logits},
-    )
+        return TrainOutput.concat(outputs)

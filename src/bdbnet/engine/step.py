@@ -11,13 +11,13 @@ from collections.abc import Callable
 
 import torch
 
-from bdbnet.engine.distributed import DistContext, all_gather_rows
 from bdbnet.engine.guard import check_finite
-from bdbnet.engine.runtime import autocast
 from bdbnet.losses import LossBreakdown
-from bdbnet.models.bdb import BDBTrainOutput
+from bdbnet.models.contract import TrainOutput
+from bdbnet.runtime.distributed import DistContext, all_gather_rows
+from bdbnet.runtime.precision import autocast
 
-Gather = Callable[[BDBTrainOutput, torch.Tensor], tuple[BDBTrainOutput, torch.Tensor]]
+Gather = Callable[[TrainOutput, torch.Tensor], tuple[TrainOutput, torch.Tensor]]
 
 
 def global_batch_gather(ctx: DistContext) -> Gather:
@@ -25,12 +25,9 @@ def global_batch_gather(ctx: DistContext) -> Gather:
     labels, so the batch-hard triplet loss mines the whole P x K batch, as the official
     DataParallel run did over the 128 features it gathered on GPU 0."""
 
-    def gather(output: BDBTrainOutput, labels: torch.Tensor):
-        features = {
-            k: all_gather_rows(v.float(), ctx, grad=True) for k, v in output.features.items()
-        }
-        logits = {k: all_gather_rows(v.float(), ctx, grad=True) for k, v in output.logits.items()}
-        return BDBTrainOutput(features, logits), all_gather_rows(labels, ctx)
+    def gather(output: TrainOutput, labels: torch.Tensor):
+        gathered = output.map(lambda v: all_gather_rows(v.float(), ctx, grad=True))
+        return gathered, all_gather_rows(labels, ctx)
 
     return gather
 
@@ -39,7 +36,7 @@ def train_step(
     model: torch.nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    criterion: Callable[[BDBTrainOutput, torch.Tensor], LossBreakdown],
+    criterion: Callable[[TrainOutput, torch.Tensor], LossBreakdown],
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None = None,
     amp: str = "none",

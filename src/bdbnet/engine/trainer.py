@@ -1,54 +1,30 @@
 """The training loop: epochs of :func:`~bdbnet.engine.step.train_step` over a batch source,
 with callbacks around it. It receives its parts; :meth:`Trainer.from_config` builds them for
-the command line (see :mod:`bdbnet.engine.builders`)."""
+the command line from the pieces :mod:`bdbnet.engine.builders` makes."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from bdbnet.engine.batch_source import BatchSource
-from bdbnet.engine.callbacks.base import Callback
-from bdbnet.engine.distributed import DistContext, all_gather_objects, mean_over_ranks
+from bdbnet.config import Config
+from bdbnet.data.pipelines.source import BatchSource
+from bdbnet.data.records import DatasetSplits
+from bdbnet.engine.builders import build_trainer_parts
+from bdbnet.engine.callbacks import Callback, Evaluation
 from bdbnet.engine.guard import NonFiniteError
 from bdbnet.engine.replicas import ReplicaForward, drop_plan_seed
-from bdbnet.engine.runtime import rng_state, set_rng_state
+from bdbnet.engine.results import EpochStats, TrainResult
 from bdbnet.engine.step import global_batch_gather, train_step
 from bdbnet.errors import TrainingError
-
-if TYPE_CHECKING:
-    from bdbnet.config import Config
-    from bdbnet.data.records import DatasetSplits
-    from bdbnet.engine.callbacks import Evaluation
-    from bdbnet.engine.evaluator import EvalReport
-
-
-@dataclass
-class EpochStats:
-    epoch: int
-    loss: dict[str, float]
-    images_per_second: float
-    lr: float
-    seconds: float
-
-
-@dataclass
-class TrainResult:
-    """What :meth:`Trainer.fit` returns: per-epoch stats and every evaluation."""
-
-    epochs: list[EpochStats] = field(default_factory=list)
-    evaluations: list[dict[str, Any]] = field(default_factory=list)
-    checkpoint: Path | None = None
-    # The newest evaluation of this process, with its features (not stored in checkpoints).
-    last_report: EvalReport | None = None
-    # train.keep_best: {"metric", "value", "epoch", **metrics} of best.pt (test-split selected)
-    best: dict[str, Any] | None = None
+from bdbnet.evaluation.report import EvalReport
+from bdbnet.runtime.distributed import DistContext, all_gather_objects, mean_over_ranks
+from bdbnet.runtime.seeding import rng_state, set_rng_state
 
 
 class Trainer:
@@ -58,7 +34,7 @@ class Trainer:
         model: The bare model (checkpoints hold its state dict, never a wrapper's).
         criterion: ``(output, labels) -> LossBreakdown``, e.g. :class:`~bdbnet.losses.BDBLoss`.
         optimizer, scheduler: The scheduler steps once per epoch.
-        batches: A :class:`~bdbnet.engine.batch_source.BatchSource` (this rank's share).
+        batches: A :class:`~bdbnet.data.pipelines.pil.BatchSource` (this rank's share).
         epochs: Total epochs of the run.
         ctx: This process's rank, world size and device (:func:`init_distributed`).
         amp: ``none | bf16 | fp16 | auto`` autocast; ``scaler`` for fp16.
@@ -139,9 +115,15 @@ class Trainer:
     ) -> Trainer:
         """Build model, loss, optimiser, schedule, batches and callbacks from ``cfg``, writing
         to ``output``; with ``resume``, continue from ``output/last.pt`` if it exists."""
-        from bdbnet.engine.builders import build_trainer
-
-        return build_trainer(cfg, splits, output, resume=resume, ctx=ctx, overwrite=overwrite)
+        parts = build_trainer_parts(
+            cfg, splits, output, resume=resume, ctx=ctx, overwrite=overwrite
+        )
+        trainer = cls(**parts.arguments)
+        trainer.evaluator = parts.evaluation
+        if parts.resume_state is not None:
+            trainer.load_state_dict(parts.resume_state)
+        parts.write_config()
+        return trainer
 
     # ------------------------------------------------------------------ state
     def emit(self, hook: str, *args: Any) -> None:

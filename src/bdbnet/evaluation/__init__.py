@@ -8,7 +8,7 @@ full N x N matrix, and breaks distance ties by gallery index so results are dete
 
 from bdbnet.evaluation.distance import as_tensor, iter_pairwise_distance, pairwise_distance, topk
 from bdbnet.evaluation.query_expansion import alpha_query_expansion
-from bdbnet.evaluation.rank import (
+from bdbnet.evaluation.reid import (
     AP_MODES,
     PROTOCOLS,
     RankResults,

@@ -3,7 +3,7 @@
 Used for CUB-200-2011, Cars196, Stanford Online Products (60,502 x 60,502) and In-Shop. Like the
 re-ID evaluator, nothing here builds the full distance matrix or sorts a row: each block of
 query rows gets its distances computed, the ranks of its same-label items counted
-(:mod:`bdbnet.evaluation.rank`), and is dropped.
+(:mod:`bdbnet.evaluation.reid`), and is dropped.
 
 Conventions
 -----------
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from bdbnet.evaluation.distance import ArrayLike, Metric, as_tensor, iter_pairwise_distance
-from bdbnet.evaluation.ranking import Block, block_rows, positive_ranks, ragged_pairs
+from bdbnet.evaluation.positive_ranks import Block, block_rows, positive_ranks, ragged_pairs
 
 __all__ = ["evaluate_retrieval", "map_at_r", "recall_at_k"]
 

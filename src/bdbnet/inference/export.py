@@ -24,8 +24,9 @@ from typing import Any
 
 import torch
 
-from bdbnet import __version__
 from bdbnet.errors import ConfigError
+from bdbnet.files import file_sha256
+from bdbnet.version import __version__
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -104,7 +105,6 @@ def _export_safetensors(
 ) -> Path:
     """The weights alone; the graph's input size is the recipe's (``--height/--width`` do not
     apply: the network takes any multiple of 16)."""
-    from bdbnet.inference.extractor import file_sha256
     from bdbnet.models.registry import model_kwargs_from_config
     from bdbnet.models.weights import write_safetensors
 
@@ -113,7 +113,7 @@ def _export_safetensors(
         model.state_dict(),
         {
             "bdbnet_version": __version__,
-            "model_name": getattr(model, "model_name", cfg.model.name),
+            "model_name": cfg.model.name,
             "model_kwargs": model_kwargs_from_config(cfg.model),
             "num_classes": int(model.num_classes),
             "feature_dim": int(model.feature_dim),
@@ -126,13 +126,14 @@ def _export_safetensors(
     return output
 
 
-def check_input_size(height: int, width: int, what: str = "input size") -> None:
-    """The rule training applies (:func:`bdbnet.config.validate`): the network's total stride
-    is 16 with last stride 1, so other sizes give maps that do not tile the input."""
-    if height < 16 or width < 16 or height % 16 or width % 16:
+def check_input_size(height: int, width: int, what: str = "input size", stride: int = 16) -> None:
+    """The rule training applies (:func:`bdbnet.config.validate`): sizes are multiples of the
+    model's ``input_stride`` (the model contract; BDB's total stride is 16 with last stride 1),
+    so that its maps tile the input."""
+    if height < stride or width < stride or height % stride or width % stride:
         raise ConfigError(
-            f"{what} {height}x{width} must be multiples of 16 (the network's total stride with "
-            "last stride 1), as in training; e.g. 384x128"
+            f"{what} {height}x{width} must be multiples of {stride} (the network's total "
+            "stride), as in training; e.g. 384x128"
         )
 
 
@@ -150,23 +151,20 @@ def export_checkpoint(
     dynamic. The metadata's ``preprocess.resize`` is always the graph's input size, so a
     deployment that follows it feeds the graph what it expects. Returns ``output``.
     """
-    from bdbnet.data.recipes import preprocessing_info
-    from bdbnet.engine.checkpoint import load_trained_model
-    from bdbnet.inference.extractor import file_sha256
+    from bdbnet.models.loading import load_trained_model
 
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {format!r}")
     model, cfg = load_trained_model(checkpoint, "cpu")
-    preprocess = preprocessing_info(cfg.data)
+    spec = model.preprocess
     if format == "safetensors":
-        return _export_safetensors(model, cfg, preprocess, checkpoint, Path(output))
-    if input_size is None:
-        input_size = tuple(int(v) for v in preprocess["resize"])  # type: ignore[assignment]
-    h, w = (int(v) for v in input_size)
-    check_input_size(h, w, "export input size")
-    preprocess = {**preprocess, "resize": [h, w]}  # the graph's size, whatever the recipe's
+        return _export_safetensors(model, cfg, spec.to_dict(), checkpoint, Path(output))
+    h, w = input_size if input_size is not None else spec.size
+    check_input_size(int(h), int(w), "export input size", model.input_stride)
+    spec = spec.with_size(h, w)  # the graph's size, whatever the recipe's
+    h, w = spec.size
     meta = export_metadata(
-        preprocess,
+        spec.to_dict(),
         int(model.feature_dim),
         (h, w),
         checkpoint=Path(checkpoint).name,

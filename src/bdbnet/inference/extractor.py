@@ -6,7 +6,7 @@ from a demo, a tracker or an index always agree with the evaluated numbers.
 
 Every input is turned into an RGB PIL image first and resized by that transform's own resize
 (in threads, a few batches ahead of the forward passes); the ``uint8`` batch is normalised on the
-device, through the loop evaluation uses (:func:`~bdbnet.engine.features.embed_all`). So the same
+device, through the loop evaluation uses (:func:`~bdbnet.inference.embed.embed_all`). So the same
 picture given as a file, a PIL image, an ``HxWxC`` uint8 array or a ``CxHxW`` tensor gives the
 same feature, and it equals the evaluated one:
 
@@ -28,7 +28,6 @@ rows of the feature matrix always map exactly onto the returned paths.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,25 +42,16 @@ from PIL import Image
 from bdbnet.data.datasets.base import IMAGE_EXTENSIONS
 from bdbnet.data.images import UnreadableImageError, to_rgb
 from bdbnet.errors import DataError
+from bdbnet.files import file_sha256
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "Extraction",
     "FeatureExtractor",
     "ModelIdentity",
-    "file_sha256",
     "list_images",
     "to_pil",
 ]
-
-
-def file_sha256(path: str | os.PathLike[str], block: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -239,20 +229,21 @@ class FeatureExtractor:
         progress: bool = False,
         workers: int = 0,
     ) -> None:
-        from bdbnet.data.pipelines.tensor import test_recipe_from_config
-        from bdbnet.data.recipes import build_test_transform, preprocessing_info
-        from bdbnet.engine.checkpoint import load_trained_model
-        from bdbnet.engine.runtime import resolve_device
+        from bdbnet.data.pipelines.tensor import TensorRecipe
+        from bdbnet.data.transforms import inference_transform
+        from bdbnet.models.loading import load_trained_model
         from bdbnet.models.weights import state_dict_sha256
+        from bdbnet.runtime.device import resolve_device
 
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
         self.checkpoint = Path(checkpoint)
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model, self.config = load_trained_model(self.checkpoint, self.device)
-        self.transform = build_test_transform(self.config.data)
-        self.recipe = test_recipe_from_config(self.config.data)
-        self.preprocess = preprocessing_info(self.config.data)
+        self.spec = self.model.preprocess  # the file's own preprocessing spec
+        self.transform = inference_transform(self.spec)
+        self.recipe = TensorRecipe.from_preprocessing(self.spec)
+        self.preprocess = self.spec.to_dict()
         self.batch_size = batch_size
         self.flip = flip
         self.amp = amp
@@ -279,8 +270,7 @@ class FeatureExtractor:
     @property
     def input_size(self) -> tuple[int, int]:
         """(height, width) of the network input."""
-        h, w = self.preprocess["resize"]
-        return int(h), int(w)
+        return self.spec.size
 
     def preprocess_image(self, image: Image.Image | np.ndarray | torch.Tensor) -> torch.Tensor:
         """The normalised ``CxHxW`` network input for one in-memory image."""
@@ -360,7 +350,7 @@ class FeatureExtractor:
 
     def _embed_all(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
         """The evaluation's extraction loop with this extractor's settings."""
-        from bdbnet.engine.features import embed_all
+        from bdbnet.inference.embed import embed_all
 
         return embed_all(
             self.model, batches, self.device, self.flip, self.amp, self.channels_last,

@@ -35,6 +35,7 @@ import torch
 
 from bdbnet.errors import BDBNetError
 from bdbnet.evaluation.distance import ArrayLike, Metric, as_tensor
+from bdbnet.files import decode_lines, encode_lines
 from bdbnet.inference.extractor import Extraction, ModelIdentity
 from bdbnet.inference.index_files import (
     SUFFIXES,
@@ -76,21 +77,6 @@ def labels_from_paths(paths: list[str]) -> tuple[torch.Tensor, torch.Tensor] | N
         pids.append(int(m.group(1)))
         cams.append(int(m.group(2)) - 1)
     return torch.tensor(pids, dtype=torch.int64), torch.tensor(cams, dtype=torch.int64)
-
-
-def _encode_lines(lines: list[str]) -> np.ndarray:
-    for line in lines:
-        if "\n" in line:
-            raise IndexOutputError(f"paths with a newline cannot be stored: {line!r}")
-    return np.frombuffer("\n".join(lines).encode("utf-8"), dtype=np.uint8).copy()
-
-
-def _decode_lines(arr: np.ndarray | torch.Tensor, n: int) -> list[str]:
-    raw = np.asarray(arr, dtype=np.uint8).tobytes().decode("utf-8")
-    lines = raw.split("\n") if n else []
-    if len(lines) != n:
-        raise ValueError(f"{len(lines)} paths for {n} features")
-    return lines
 
 
 @dataclass
@@ -195,7 +181,7 @@ class GalleryIndex:
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {
             "features": self.features.detach().cpu().contiguous().numpy(),
-            "paths": _encode_lines(self.paths),
+            "paths": encode_lines(self.paths, IndexOutputError),
         }
         if self.pids is not None:
             arrays["pids"] = self.pids.numpy()
@@ -245,7 +231,7 @@ class GalleryIndex:
                     f"{features.shape}; the file is damaged: rebuild it with bdbnet extract"
                 )
         try:
-            paths = lines if lines is not None else _decode_lines(arrays["paths"], n)
+            paths = lines if lines is not None else decode_lines(arrays["paths"], n)
             labels = {}
             for key in ("pids", "camids"):
                 if key in arrays:

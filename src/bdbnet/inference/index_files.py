@@ -25,18 +25,18 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from bdbnet.errors import DataError, OutputError
+from bdbnet.files import file_sha256, write_temporary
 
 __all__ = ["IndexFileError", "IndexOutputError", "read_index_file", "write_index_file"]
 
@@ -93,20 +93,6 @@ def _folder_lock(folder: Path, exclusive: bool) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _temp_write(target: Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write a temporary file next to ``target`` (flushed and fsynced); returns its path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
 def write_index_file(
     path: Path, arrays: dict[str, np.ndarray], desc: dict[str, Any], lines: list[str]
 ) -> None:
@@ -126,11 +112,11 @@ def write_index_file(
                     "(or write .npz / .npy)"
                 ) from err
             blob = save(arrays, metadata={"bdbnet": json.dumps(desc)})
-            temps.append(_temp_write(path, lambda f: f.write(blob)))
+            temps.append(write_temporary(path, lambda f: f.write(blob)))
             os.replace(temps.pop(), path)
         elif suffix == ".npz":
             meta = np.frombuffer(json.dumps(desc).encode("utf-8"), dtype=np.uint8)
-            temps.append(_temp_write(path, lambda f: np.savez(f, metadata=meta, **arrays)))
+            temps.append(write_temporary(path, lambda f: np.savez(f, metadata=meta, **arrays)))
             os.replace(temps.pop(), path)
         else:
             _write_npy(path, arrays, desc, lines, temps)
@@ -155,8 +141,8 @@ def _write_npy(
         np.save(hashed["features"], arrays["features"], allow_pickle=False)  # type: ignore[arg-type]
 
     text = "".join(line + "\n" for line in lines).encode("utf-8")
-    temps.append(_temp_write(path, features))
-    temps.append(_temp_write(paths_file, lambda f: f.write(text)))
+    temps.append(write_temporary(path, features))
+    temps.append(write_temporary(paths_file, lambda f: f.write(text)))
     manifest = dict(desc)
     for key in ("pids", "camids"):
         if key in arrays:
@@ -167,7 +153,7 @@ def _write_npy(
         "paths": {"name": paths_file.name, "sha256": hashlib.sha256(text).hexdigest()},
     }
     body = json.dumps(manifest, indent=1).encode("utf-8")
-    temps.append(_temp_write(json_file, lambda f: f.write(body)))
+    temps.append(write_temporary(json_file, lambda f: f.write(body)))
     with _folder_lock(path.parent, exclusive=True):
         for tmp, target in zip(list(temps), (path, paths_file, json_file)):
             os.replace(tmp, target)  # the manifest last: it is what makes the save visible
@@ -175,13 +161,6 @@ def _write_npy(
 
 
 # ------------------------------------------------------------------------------ reading
-def _sha256(f: IO[bytes], block: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    while chunk := f.read(block):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _corrupt(path: Path, err: BaseException | str) -> IndexFileError:
     reason = err if isinstance(err, str) else (str(err) or type(err).__name__)
     return IndexFileError(
@@ -259,7 +238,7 @@ def _consistent_npy(
     expected = desc.get("files") or {}
     text = fp.read()
     if expected and (
-        expected.get("features", {}).get("sha256") != _sha256(fn)
+        expected.get("features", {}).get("sha256") != file_sha256(fn)
         or expected.get("paths", {}).get("sha256") != hashlib.sha256(text).hexdigest()
     ):
         return None

@@ -7,36 +7,17 @@ satisfied by the remaining, less salient parts; this is the paper's key idea (Da
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from torch import nn
+
+from bdbnet.models.contract import PlannedLayer, StepPlan
 
 DropMode = Literal["batch", "sample", "none"]
 
 
-@dataclass
-class DropPlan:
-    """The rectangles of one training step when its batch is forwarded in several chunks
-    (replicas, processes): ``chunks`` positions are drawn from a generator seeded by ``seed``
-    and chunk ``index`` uses the ``index``-th, so any layout of the same chunks (W processes x
-    R replicas) drops the same rectangles. ``nn.DataParallel`` drew one rectangle per replica
-    too, from each GPU's generator.
-
-    The draws are made here, when the engine sets the plan before the forward (``uniform``:
-    ``chunks x 2`` floats in [0, 1), scaled to the map in the forward), so the forward holds
-    no generator and no Python number taken from a tensor: it compiles without graph breaks.
-    """
-
-    seed: int
-    chunks: int
-    index: int = 0
-    uniform: torch.Tensor = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        gen = torch.Generator().manual_seed(self.seed)
-        self.uniform = torch.rand(self.chunks, 2, generator=gen)
+#: The rectangles of one training step split into chunks (the contract's :class:`StepPlan`).
+DropPlan = StepPlan
 
 
 def block_size(height: int, width: int, height_ratio: float, width_ratio: float) -> tuple[int, int]:
@@ -48,7 +29,7 @@ def block_size(height: int, width: int, height_ratio: float, width_ratio: float)
     )
 
 
-class BatchDropBlock(nn.Module):
+class BatchDropBlock(PlannedLayer):
     """Drop a ``height_ratio x width_ratio`` rectangle of the feature map during training.
 
     Args:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -11,19 +10,16 @@ from torch import nn
 
 from bdbnet.models.backbone import build_resnet, extra_block, feature_channels, resnet_stem
 from bdbnet.models.batch_drop import BatchDropBlock, DropMode
+from bdbnet.models.contract import TrainOutput
 from bdbnet.models.init import init_head
+from bdbnet.models.preprocess import Preprocessing
 from bdbnet.models.registry import register_model
 
 Branches = Literal["both", "global", "drop"]
 
 
-@dataclass
-class BDBTrainOutput:
-    """What the training forward returns: per-branch embeddings (for the triplet loss) and
-    logits (for the softmax loss), keyed by branch name (``"global"``, ``"drop"``)."""
-
-    features: dict[str, torch.Tensor]
-    logits: dict[str, torch.Tensor]
+#: What BDB's training forward returns (the contract's :class:`TrainOutput`).
+BDBTrainOutput = TrainOutput
 
 
 @register_model("bdb")
@@ -100,6 +96,10 @@ class BDBNet(nn.Module):
             self.drop_reduction.apply(init_head)
             self.drop_classifier = self._classifier(drop_dim, num_classes)
         self.feature_dim = global_dim * self.use_global + drop_dim * self.use_drop
+        # ResNet's total stride with the last stride 1 (2 when it is 2: 32).
+        self.input_stride = 16 * last_stride
+        # The re-ID recipe's test preprocessing until a config or a file says otherwise.
+        self.preprocess = Preprocessing((384, 128))
 
     @staticmethod
     def _classifier(dim: int, num_classes: int) -> nn.Module:

@@ -26,10 +26,14 @@ from typing import Any
 from torch import nn
 
 from bdbnet.errors import ConfigError
+from bdbnet.registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
 
-_MODELS: dict[str, ModelFactory] = {}
+MODELS: Registry[ModelFactory] = Registry(
+    "model",
+    lambda name, known: ConfigError(f"unknown model.name {name!r}; registered: {', '.join(known)}"),
+)
 
 # Config fields that describe how weights are obtained, not the architecture: never stored as
 # constructor arguments (a checkpoint already holds the weights).
@@ -39,24 +43,16 @@ _NOT_ARCHITECTURE = ("name", "pretrained")
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
     """Class or function decorator: make ``name`` buildable by :func:`create_model`."""
 
-    def add(factory: ModelFactory) -> ModelFactory:
-        if name in _MODELS and _MODELS[name] is not factory:
-            raise ValueError(f"model {name!r} is already registered ({_MODELS[name]!r})")
-        _MODELS[name] = factory
-        return factory
-
-    return add
+    return MODELS.register(name)
 
 
 def list_models() -> list[str]:
     """Names of the registered models."""
-    return sorted(_MODELS)
+    return MODELS.names()
 
 
 def get_model_factory(name: str) -> ModelFactory:
-    if name not in _MODELS:
-        raise ConfigError(f"unknown model.name {name!r}; registered: {', '.join(list_models())}")
-    return _MODELS[name]
+    return MODELS.get(name)
 
 
 def model_kwargs_from_config(model_cfg: Any, name: str | None = None) -> dict[str, Any]:

@@ -12,12 +12,13 @@ Example:
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import statistics
 import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from bdbnet.serve.settings import is_loopback
 
 __all__ = ["LoadReport", "run_load"]
 
@@ -54,15 +55,6 @@ class LoadReport:
         }
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def run_load(
     url: str,
     body: bytes,
@@ -77,7 +69,7 @@ def run_load(
     """POST ``body`` to ``url + path`` from ``clients`` threads, ``requests`` times each."""
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or 80
-    if parts.scheme != "http" or not _loopback(host):
+    if parts.scheme != "http" or not is_loopback(host):
         raise ValueError(f"the load generator only talks to a loopback http address, not {url}")
     if clients < 1 or requests < 1:
         raise ValueError("clients and requests must be positive")

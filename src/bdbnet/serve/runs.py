@@ -2,9 +2,9 @@
 
 A run keeps what the browser shows and nothing it can recompute: the query and gallery paths
 and labels, each query's AP and first correct rank, and each query's top-K ranking *as the
-evaluation scored it* (:func:`bdbnet.visualization.scored_topk`: the same distances, re-ranked
-under ``--rerank``, the same exclusions and tie order), with those distances. No features are
-kept, so a Market-1501 run is a few megabytes.
+evaluation scored it* (:func:`bdbnet.evaluation.ranked_lists.scored_topk`: the same distances,
+re-ranked under ``--rerank``, the same exclusions and tie order), with those distances. No
+features are kept, so a Market-1501 run is a few megabytes.
 
 One file, ``DIR/run.npz`` (loads without pickle), written atomically (a temporary file in the
 same folder, then a rename):
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from bdbnet.errors import BDBNetError, OutputError
+from bdbnet.evaluation.ranked_lists import scored_topk, worst_queries
+from bdbnet.files import atomic_write, decode_lines, encode_lines, file_sha256
 from bdbnet.serve.settings import DEFAULT_RUN_TOPK
 
 __all__ = ["DEFAULT_TOPK", "FORMAT", "RUN_FILE", "RunError", "SavedRun", "load_run", "save_run"]
@@ -47,20 +48,6 @@ DEFAULT_TOPK = DEFAULT_RUN_TOPK
 class RunError(BDBNetError, ValueError):
     """A saved run is missing, unreadable or inconsistent, or cannot be made from an
     evaluation (a retrieval evaluation has no per-query re-ID ranking)."""
-
-
-def _lines(arr: np.ndarray, n: int, what: str) -> list[str]:
-    text = np.asarray(arr, dtype=np.uint8).tobytes().decode("utf-8")
-    lines = text.split("\n") if n else []
-    if len(lines) != n:
-        raise ValueError(f"{len(lines)} {what} paths for {n} labels")
-    return lines
-
-
-def _encode(lines: list[str]) -> np.ndarray:
-    if any("\n" in line for line in lines):
-        raise OutputError("image paths with a newline cannot be saved in a run")
-    return np.frombuffer("\n".join(lines).encode("utf-8"), dtype=np.uint8).copy()
 
 
 @dataclass
@@ -85,9 +72,8 @@ class SavedRun:
 
     def worst_first(self) -> list[int]:
         """Every query, lowest AP first (then the latest first correct match, then query
-        order: :func:`bdbnet.visualization.worst_queries`), queries without AP last."""
-        from bdbnet.visualization import worst_queries
-
+        order: :func:`~bdbnet.evaluation.ranked_lists.worst_queries`), queries without AP
+        last."""
         ranked = worst_queries(self.ap, self.first_match_rank, self.num_queries)
         rest = [i for i in range(self.num_queries) if np.isnan(self.ap[i])]
         return ranked + rest
@@ -122,11 +108,9 @@ def save_run(
     topk: int = DEFAULT_TOPK,
 ) -> Path:
     """Write ``DIR/run.npz`` for the evaluation ``report`` (an
-    :class:`~bdbnet.engine.evaluator.EvalReport` of a re-ID dataset) of ``splits``; the
+    :class:`~bdbnet.inference.dataset_eval.EvalReport` of a re-ID dataset) of ``splits``; the
     rankings are those the evaluation scored: ``cfg`` (the evaluation's config) gives its
     metric and ``eval.rerank``. ``checkpoint`` is recorded with its SHA-256."""
-    from bdbnet.inference.extractor import file_sha256
-    from bdbnet.visualization import scored_topk
 
     ev = cfg.eval if cfg is not None else None
     metric = ev.metric if ev is not None else "euclidean"
@@ -136,15 +120,14 @@ def save_run(
         model = {"checkpoint": os.path.abspath(checkpoint), "sha256": file_sha256(checkpoint)}
     settings = {name: getattr(ev, name) for name in ("flip", "aqe") if hasattr(ev, name)}
 
-    details = report.details
-    if "rank_results" not in details:
+    result = report.rank
+    if result is None:
         raise RunError("--save-run keeps re-ID evaluations only (no per-query ranking here)")
-    result = details["rank_results"]
     query, gallery = splits.query, splits.gallery
     picks = list(range(len(query)))
     indices, distances = scored_topk(
-        details["query_features"],
-        details["gallery_features"],
+        report.query_features,
+        report.gallery_features,
         query,
         gallery,
         picks,
@@ -177,10 +160,10 @@ def save_run(
     }
     arrays = {
         "metadata": np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8),
-        "query_paths": _encode([os.path.abspath(r.path) for r in query]),
+        "query_paths": encode_lines([os.path.abspath(r.path) for r in query], OutputError),
         "query_pids": np.array([r.pid for r in query], dtype=np.int64),
         "query_camids": np.array([r.camid for r in query], dtype=np.int64),
-        "gallery_paths": _encode([os.path.abspath(r.path) for r in gallery]),
+        "gallery_paths": encode_lines([os.path.abspath(r.path) for r in gallery], OutputError),
         "gallery_pids": np.array([r.pid for r in gallery], dtype=np.int64),
         "gallery_camids": np.array([r.camid for r in gallery], dtype=np.int64),
         "ap": np.asarray(result.ap, dtype=np.float64),
@@ -191,20 +174,7 @@ def save_run(
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / RUN_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{RUN_FILE}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {target} ({err.strerror or err})") from err
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(target, lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_run(path: str | os.PathLike[str]) -> SavedRun:
@@ -228,10 +198,10 @@ def load_run(path: str | os.PathLike[str]) -> SavedRun:
         n_q, n_g = len(arrays["query_pids"]), len(arrays["gallery_pids"])
         run = SavedRun(
             meta,
-            _lines(arrays["query_paths"], n_q, "query"),
+            decode_lines(arrays["query_paths"], n_q),
             arrays["query_pids"].astype(np.int64),
             arrays["query_camids"].astype(np.int64),
-            _lines(arrays["gallery_paths"], n_g, "gallery"),
+            decode_lines(arrays["gallery_paths"], n_g),
             arrays["gallery_pids"].astype(np.int64),
             arrays["gallery_camids"].astype(np.int64),
             arrays["ap"].astype(np.float64),

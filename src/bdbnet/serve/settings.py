@@ -3,10 +3,11 @@ command line builds its help from these defaults)."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_RUN_TOPK", "ServeConfig"]
+__all__ = ["DEFAULT_RUN_TOPK", "ServeConfig", "is_loopback"]
 
 #: Ranked gallery items ``evaluate --save-run`` keeps per query.
 DEFAULT_RUN_TOPK = 20
@@ -37,3 +38,17 @@ class ServeConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``).
+
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -23,6 +23,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+from bdbnet.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from bdbnet.runtime.device import eval_mode
+
 __all__ = ["activation_maps", "colorize", "draw_activation_maps", "overlay"]
 
 BRANCH_TITLES = {"global": "global branch", "drop": "dropping branch"}
@@ -35,7 +38,6 @@ def activation_maps(model: torch.nn.Module, images: torch.Tensor) -> dict[str, t
     ``model`` must offer ``feature_maps(x)`` (:meth:`bdbnet.models.BDBNet.feature_maps`); it is
     run in eval mode (the mode is restored afterwards).
     """
-    from bdbnet.engine.runtime import eval_mode
 
     with eval_mode(model):
         maps = model.feature_maps(images)
@@ -85,7 +87,7 @@ def draw_activation_maps(
     images: Sequence[Image.Image],
     transform: Callable[[Image.Image], torch.Tensor],
     output: str | os.PathLike[str],
-    preprocess: dict[str, Any] | None = None,
+    preprocess: Preprocessing | None = None,
     names: Sequence[str] | None = None,
     min_height: int = 256,
     alpha: float = 0.5,
@@ -94,16 +96,15 @@ def draw_activation_maps(
     """One row per image: the input, then each branch's activation map overlaid on it.
 
     ``transform`` is the checkpoint's test transform (the maps are of what the network sees);
-    ``preprocess`` (:func:`bdbnet.data.recipes.preprocessing_info`) gives the normalisation to
+    ``preprocess`` (the model's :class:`~bdbnet.models.preprocess.Preprocessing`) gives the
+    normalisation to
     undo for display. Small inputs are enlarged to ``min_height`` pixels for legibility; the
     network sees ``batch_size`` images at a time.
     """
-    from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
     if not images:
         raise ValueError("no images to draw")
-    mean = (preprocess or {}).get("mean", IMAGENET_MEAN)
-    std = (preprocess or {}).get("std", IMAGENET_STD)
+    mean = preprocess.mean if preprocess is not None else IMAGENET_MEAN
+    std = preprocess.std if preprocess is not None else IMAGENET_STD
     device = next(model.parameters()).device
     batch = torch.stack([transform(img.convert("RGB")) for img in images])
     chunks = [

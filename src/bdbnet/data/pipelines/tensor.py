@@ -4,7 +4,8 @@ The train split is decoded once (in threads) into one ``uint8`` tensor ``N x 3 x
 deterministic part of the PIL recipe -- :func:`~bdbnet.data.images.read_image` and the very same
 torchvision resize (re-ID), or pad to square and resize (retrieval) -- so those pixels are
 bit-equal to the PIL path's. The tensor is kept in RAM (``data.cache=none|ram``; under torchrun
-one copy per machine, :mod:`bdbnet.engine.node_cache`) or on the device (``data.cache=device``).
+one copy per machine, :mod:`bdbnet.data.pipelines.node_cache`) or on the device
+(``data.cache=device``).
 
 :class:`TensorBatchSource` then follows the same :class:`~bdbnet.data.samplers.PKBatchSampler`
 order, gathers each batch's rows and augments the whole batch at once on the device: flip,
@@ -20,26 +21,25 @@ The random draws are not those of the PIL path (same distributions, other number
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from bdbnet.config import DataConfig
 from bdbnet.data.pipelines.decode import decode_split
 from bdbnet.data.records import ImageRecord
 from bdbnet.data.samplers import PKBatchSampler, derived_seed
-from bdbnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PadToSquare
+from bdbnet.data.transforms import prepare_transform
 from bdbnet.errors import ConfigError
+from bdbnet.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 __all__ = [
     "TensorBatchSource",
     "TensorRecipe",
     "decode_split",
     "recipe_from_config",
-    "test_recipe_from_config",
 ]
 
 
@@ -77,16 +77,16 @@ class TensorRecipe:
         self.erasing_p, self.erasing_area = erasing_p, erasing_area
         self.erasing_ratio, self.erasing_attempts = erasing_ratio, erasing_attempts
         self.mean, self.std = list(mean), list(std)
-        steps: list = [PadToSquare()] if pad_to_square else []
-        # The PIL path's resize, object for object (re-ID: bilinear; retrieval: the default).
-        if pad_to_square:
-            steps.append(v2.Resize(size, antialias=True))
-        else:
-            steps.append(
-                v2.Resize(size, interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
-            )
-        self.prepare = v2.Compose(steps)
+        # The PIL path's padding and resize, object for object.
+        spec = Preprocessing(size, pad_to_square, tuple(mean), tuple(std))
+        self.prepare = prepare_transform(spec)
         self._statistics: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @classmethod
+    def from_preprocessing(cls, spec: Preprocessing) -> TensorRecipe:
+        """The inference recipe of a model's preprocessing spec: the same padding and resize
+        as the PIL test transform, no random part."""
+        return cls(spec.size, 0.0, pad_to_square=spec.pad_to_square, mean=spec.mean, std=spec.std)
 
     def statistics(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """``mean`` and ``std`` as ``3 x 1 x 1`` float tensors on ``device`` (copied once)."""
@@ -110,7 +110,7 @@ def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
 
 
 def recipe_from_config(cfg: DataConfig) -> TensorRecipe:
-    """The tensor path's version of :func:`~bdbnet.data.recipes.build_train_transform`."""
+    """The tensor path's version of :func:`~bdbnet.data.transforms.build_train_transform`."""
     flip_p = 0.5 if cfg.flip else 0.0
     if cfg.recipe == "retrieval":
         return TensorRecipe(
@@ -123,15 +123,6 @@ def recipe_from_config(cfg: DataConfig) -> TensorRecipe:
     if cfg.recipe != "reid":
         raise ConfigError(f"data.recipe must be one of reid, retrieval; got {cfg.recipe!r}")
     return TensorRecipe((cfg.height, cfg.width), flip_p, cfg.cutout_prob, cfg.cutout_size)
-
-
-def test_recipe_from_config(cfg: DataConfig) -> TensorRecipe:
-    """The tensor path's version of :func:`~bdbnet.data.recipes.build_test_transform`: the
-    same resize (and, for retrieval, padding), no random part."""
-    if cfg.recipe == "retrieval":
-        size = (cfg.test_resize, cfg.test_resize)
-        return TensorRecipe(size, flip_p=0.0, pad_to_square=cfg.test_pad_to_square)
-    return TensorRecipe((cfg.height, cfg.width), flip_p=0.0)
 
 
 def _spans(start: torch.Tensor, length: torch.Tensor, extent: int) -> torch.Tensor:
@@ -217,7 +208,7 @@ def _random_erasing(
 class TensorBatchSource:
     """P x K batches gathered from a pre-decoded ``uint8`` tensor and augmented on the device
     (see the module documentation). Implements
-    :class:`~bdbnet.engine.batch_source.BatchSource`.
+    :class:`~bdbnet.data.pipelines.pil.BatchSource`.
 
     Args:
         images: ``N x 3 x H x W`` ``uint8`` (from :func:`decode_split`), on the CPU or on
@@ -299,14 +290,16 @@ def build_tensor_source(
     device: torch.device,
     seed: int,
     progress: bool = False,
-    decode: Callable[..., torch.Tensor] = decode_split,
+    images: torch.Tensor | None = None,
 ) -> TensorBatchSource:
-    """Decode ``records`` by ``cfg``'s recipe (in ``cfg.workers`` threads, default: up to 8) and
-    keep them where ``cfg.cache`` says (``none`` and ``ram``: in RAM; ``device``: on
-    ``device``). ``decode(records, recipe, threads, progress)`` does the decoding (the engine
-    passes one that decodes once per machine under torchrun)."""
+    """The tensor path over ``records``: their ``images`` as decoded by ``cfg``'s recipe
+    (:func:`recipe_from_config`; under torchrun the engine decodes them once per machine,
+    :func:`~bdbnet.data.pipelines.node_cache.decode_on_node`), or, without them, decoded here
+    in ``cfg.workers`` threads (default: up to 8); kept where ``cfg.cache`` says (``none`` and
+    ``ram``: in RAM; ``device``: on ``device``)."""
     recipe = recipe_from_config(cfg)
-    images = decode(records, recipe, cfg.workers or None, progress)
+    if images is None:
+        images = decode_split(records, recipe, cfg.workers or None, progress)
     if cfg.cache == "device":
         images = images.to(device)
     return TensorBatchSource(images, [r.pid for r in records], sampler, recipe, device, seed)

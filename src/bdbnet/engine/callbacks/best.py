@@ -7,14 +7,11 @@ is how the official BDB code selected its released models, and reports must call
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bdbnet.engine.callbacks.base import Callback
-from bdbnet.engine.checkpoint import save_checkpoint
-
-if TYPE_CHECKING:
-    from bdbnet.engine.evaluator import EvalReport
-    from bdbnet.engine.trainer import Trainer
+from bdbnet.engine.callbacks.base import Callback, TrainerView
+from bdbnet.engine.guard import save_checkpoint
+from bdbnet.evaluation.report import EvalReport
 
 # train.keep_best value -> the metric's name in evaluation records
 BEST_METRICS = {"rank1": "Rank-1", "mAP": "mAP", "recall@1": "R@1"}
@@ -28,7 +25,9 @@ class KeepBest(Callback):
         self.key = BEST_METRICS[metric]
         self.metadata = metadata
 
-    def on_evaluation(self, trainer: Trainer, record: dict[str, Any], report: EvalReport) -> None:
+    def on_evaluation(
+        self, trainer: TrainerView, record: dict[str, Any], report: EvalReport
+    ) -> None:
         if self.key not in record:
             raise ValueError(
                 f"train.keep_best: the evaluation reports {', '.join(report.metrics)}, "

@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bdbnet.engine.callbacks.base import Callback
-from bdbnet.engine.checkpoint import save_checkpoint
-from bdbnet.engine.distributed import barrier
-
-if TYPE_CHECKING:
-    from bdbnet.engine.evaluator import EvalReport
-    from bdbnet.engine.trainer import EpochStats, Trainer
+from bdbnet.engine.callbacks.base import Callback, TrainerView
+from bdbnet.engine.guard import save_checkpoint
+from bdbnet.engine.results import EpochStats
+from bdbnet.evaluation.report import EvalReport
+from bdbnet.runtime.distributed import barrier
 
 
 class Checkpointing(Callback):
@@ -40,7 +38,7 @@ class Checkpointing(Callback):
     def path(self) -> Path:
         return self.output / "last.pt"
 
-    def save(self, trainer: Trainer) -> Path | None:
+    def save(self, trainer: TrainerView) -> Path | None:
         """Write ``last.pt`` (collective: gathers every rank's RNG state; rank 0 writes, and no
         rank goes on before the file is in place, so a restarted group finds it)."""
         state = {**self.metadata, **trainer.state_dict()}
@@ -52,15 +50,17 @@ class Checkpointing(Callback):
         trainer.result.checkpoint = self.path
         return self.path
 
-    def due(self, trainer: Trainer) -> bool:
+    def due(self, trainer: TrainerView) -> bool:
         """Whether this epoch's state goes to ``last.pt`` (the cadence, and the last epoch)."""
         return trainer.epoch % self.every == 0 or trainer.epoch == trainer.epochs
 
-    def on_epoch_end(self, trainer: Trainer, stats: EpochStats) -> None:
+    def on_epoch_end(self, trainer: TrainerView, stats: EpochStats) -> None:
         if self.due(trainer):
             self.save(trainer)
 
-    def on_evaluation(self, trainer: Trainer, record: dict[str, Any], report: EvalReport) -> None:
+    def on_evaluation(
+        self, trainer: TrainerView, record: dict[str, Any], report: EvalReport
+    ) -> None:
         # Only when this epoch's checkpoint exists: never write one at an epoch of no cadence.
         if self.due(trainer):
             self.save(trainer)

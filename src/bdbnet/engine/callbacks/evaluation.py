@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from tqdm.auto import tqdm
 
 from bdbnet.config import Config
 from bdbnet.data.records import DatasetSplits
-from bdbnet.engine.callbacks.base import Callback
-from bdbnet.engine.evaluator import EvalReport, evaluate_model
-
-if TYPE_CHECKING:
-    from bdbnet.engine.trainer import EpochStats, Trainer
+from bdbnet.engine.callbacks.base import Callback, TrainerView
+from bdbnet.engine.results import EpochStats
+from bdbnet.evaluation.report import EvalReport
+from bdbnet.inference.dataset_eval import evaluate_model
 
 
 class Evaluation(Callback):
@@ -32,7 +29,7 @@ class Evaluation(Callback):
         every = self.cfg.train.eval_every
         return bool(self.splits.query) and (epoch == last or (every > 0 and epoch % every == 0))
 
-    def evaluate(self, trainer: Trainer) -> EvalReport:
+    def evaluate(self, trainer: TrainerView) -> EvalReport:
         return evaluate_model(
             trainer.model,
             self.splits,
@@ -40,9 +37,11 @@ class Evaluation(Callback):
             trainer.ctx.device,
             progress=trainer.progress,
             ctx=trainer.ctx,
+            amp=trainer.amp,
+            channels_last=trainer.channels_last,
         )
 
-    def run(self, trainer: Trainer) -> None:
+    def run(self, trainer: TrainerView) -> None:
         report = self.evaluate(trainer)
         record = {"epoch": trainer.epoch, **report.metrics}
         trainer.evaluations.append(record)
@@ -51,11 +50,11 @@ class Evaluation(Callback):
             tqdm.write(f"epoch {trainer.epoch}: {report.summary()}")
         trainer.emit("on_evaluation", record, report)
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         done = {e["epoch"] for e in trainer.evaluations}
         if trainer.epoch and self.due(trainer.epoch, trainer.epochs) and trainer.epoch not in done:
             self.run(trainer)
 
-    def on_epoch_end(self, trainer: Trainer, stats: EpochStats) -> None:
+    def on_epoch_end(self, trainer: TrainerView, stats: EpochStats) -> None:
         if self.due(trainer.epoch, trainer.epochs):
             self.run(trainer)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bdbnet.engine.callbacks.base import Callback
+from bdbnet.engine.callbacks.base import Callback, TrainerView
 from bdbnet.engine.metrics_log import MetricsLogger, truncate_metrics
-
-if TYPE_CHECKING:
-    from bdbnet.engine.evaluator import EvalReport
-    from bdbnet.engine.trainer import EpochStats, Trainer
+from bdbnet.engine.results import EpochStats
+from bdbnet.evaluation.report import EvalReport
 
 
 class MetricsLogging(Callback):
@@ -22,17 +20,17 @@ class MetricsLogging(Callback):
         self.tensorboard = tensorboard
         self.logger: MetricsLogger | None = None
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         truncate_metrics(self.output / "metrics.jsonl", trainer.epoch)
         self.logger = MetricsLogger(
             self.output, tensorboard=self.tensorboard, purge_step=trainer.step or None
         )
 
-    def on_log_step(self, trainer: Trainer, step: int, values: dict[str, float]) -> None:
+    def on_log_step(self, trainer: TrainerView, step: int, values: dict[str, float]) -> None:
         assert self.logger is not None
         self.logger.log("train", step, values, epoch=trainer.epoch + 1, global_step=step)
 
-    def on_epoch_end(self, trainer: Trainer, stats: EpochStats) -> None:
+    def on_epoch_end(self, trainer: TrainerView, stats: EpochStats) -> None:
         assert self.logger is not None
         values = {
             **stats.loss,
@@ -42,12 +40,14 @@ class MetricsLogging(Callback):
         }
         self.logger.log("epoch", stats.epoch, values, epoch=stats.epoch, global_step=trainer.step)
 
-    def on_evaluation(self, trainer: Trainer, record: dict[str, Any], report: EvalReport) -> None:
+    def on_evaluation(
+        self, trainer: TrainerView, record: dict[str, Any], report: EvalReport
+    ) -> None:
         assert self.logger is not None
         epoch = record["epoch"]
         self.logger.log("eval", epoch, report.metrics, epoch=epoch, global_step=trainer.step)
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: TrainerView) -> None:
         if self.logger is not None:
             self.logger.close()
             self.logger = None

@@ -4,12 +4,9 @@ logs of a batch job): otherwise a long run says nothing until its first evaluati
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from bdbnet.engine.callbacks.base import Callback
-
-if TYPE_CHECKING:
-    from bdbnet.engine.trainer import EpochStats, Trainer
+from bdbnet.engine.callbacks.base import Callback, TrainerView
+from bdbnet.engine.results import EpochStats
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +15,7 @@ class EpochLine(Callback):
     """Log ``epoch N/M: loss ... (terms), images/s, lr, seconds`` on rank 0, at INFO through
     the ``bdbnet`` logger (the command line prints it; a library user's logging decides)."""
 
-    def on_epoch_end(self, trainer: Trainer, stats: EpochStats) -> None:
+    def on_epoch_end(self, trainer: TrainerView, stats: EpochStats) -> None:
         if trainer.ctx.is_main:
             log.info(format_epoch_line(stats, getattr(trainer, "epochs", None)))
 

@@ -1,0 +1,191 @@
+"""``bdbnet serve``: the HTTP service (:mod:`bdbnet.serve`) on a model and a gallery index or a
+saved evaluation.
+
+Heavy imports (torch, FastAPI, uvicorn) happen in the handler, so ``bdbnet --help`` stays
+instant and a missing ``[serve]`` extra is a one-line error, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from bdbnet.cli.support import (
+    AMP_CHOICES,
+    AMP_HELP,
+    DEVICE_HELP,
+    POSITIVE,
+    CLIError,
+    add_command,
+    float_above,
+    int_at_least,
+)
+
+__all__ = ["ENV_API_KEY", "add_parser", "run"]
+
+ENV_API_KEY = "BDBNET_API_KEY"
+NON_NEGATIVE = int_at_least(0)
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from bdbnet.serve.settings import ServeConfig
+
+    d = ServeConfig()
+    p = add_command(
+        subparsers,
+        "serve",
+        "HTTP embedding/search service and web page (extra [serve])",
+        "Serve a model over HTTP: /v1/embed, /v1/search, gallery images and a web page at /. "
+        "With --run, browse a saved evaluation (bdbnet evaluate --save-run).",
+        """
+        bdbnet serve --checkpoint runs/market1501/last.pt --index gallery.safetensors --port 8000
+        """,
+    )
+    p.add_argument("--checkpoint", required=True, help="our .pt or an official .pth.tar")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--index", help="gallery index to search (bdbnet extract --output)")
+    source.add_argument("--run", metavar="DIR", help="saved evaluation to browse")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=NON_NEGATIVE, default=8000, help="default 8000 (0: any free)")
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help=f"require this key ('X-API-Key: KEY' or 'Authorization: Bearer KEY') on every "
+        f"route but / and /v1/health (default: ${ENV_API_KEY}, else none)",
+    )
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average with mirrored images (default: as the index was built)",
+    )
+    p.add_argument(
+        "--amp",
+        default="auto",
+        choices=AMP_CHOICES,
+        help=AMP_HELP,
+    )
+    group = p.add_argument_group("batching")
+    group.add_argument(
+        "--max-batch",
+        type=POSITIVE,
+        default=d.max_batch,
+        help=f"largest forward pass shared by concurrent requests (default {d.max_batch})",
+    )
+    group.add_argument(
+        "--max-wait-ms",
+        type=float_above(0, inclusive=True),
+        default=d.max_wait_ms,
+        help=f"how long the first image of a batch waits for others (default {d.max_wait_ms:g} ms)",
+    )
+    group.add_argument(
+        "--max-queue",
+        type=POSITIVE,
+        default=d.max_queue,
+        help=f"images waiting for the model before requests get 503 (default {d.max_queue})",
+    )
+    limits = p.add_argument_group("limits (over one: a 4xx JSON error, the server goes on)")
+    limits.add_argument(
+        "--max-upload-mb",
+        type=float_above(0),
+        default=d.max_upload_bytes / 2**20,
+        help=f"request body size (default {d.max_upload_bytes / 2**20:g} MiB)",
+    )
+    limits.add_argument(
+        "--max-images",
+        type=POSITIVE,
+        default=d.max_images,
+        help=f"images per request (default {d.max_images})",
+    )
+    limits.add_argument(
+        "--max-pixels",
+        type=POSITIVE,
+        default=d.max_pixels,
+        help=f"pixels per image, checked from its header (default {d.max_pixels})",
+    )
+    limits.add_argument(
+        "--max-topk", type=POSITIVE, default=d.max_topk, help=f"default {d.max_topk}"
+    )
+    limits.add_argument(
+        "--max-rerank-gallery",
+        type=POSITIVE,
+        default=d.max_rerank_gallery,
+        help=f"largest gallery searched with rerank=true (default {d.max_rerank_gallery})",
+    )
+    p.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="uvicorn's log level (requests are logged from info)",
+    )
+    p.set_defaults(func=run)
+    return p
+
+
+def config_from_args(args: argparse.Namespace):
+    from bdbnet.serve.settings import ServeConfig
+
+    return ServeConfig(
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_images=args.max_images,
+        max_pixels=args.max_pixels,
+        max_topk=args.max_topk,
+        max_rerank_gallery=args.max_rerank_gallery,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model and the gallery (or run), then serve until interrupted."""
+    from bdbnet.inference import FeatureExtractor, GalleryIndex
+    from bdbnet.serve.runs import load_run
+    from bdbnet.serve.settings import is_loopback
+
+    try:
+        import uvicorn
+
+        from bdbnet.serve.app import create_app
+    except ImportError as err:
+        raise CLIError(
+            f"bdbnet serve needs its extra: pip install 'bdbnet[serve]' ({err})"
+        ) from err
+    index = run = None
+    if args.index:
+        if not GalleryIndex.is_index_file(args.index):
+            raise CLIError(f"no gallery index at {args.index} (write one with bdbnet extract)")
+        index = GalleryIndex.load(args.index)
+    else:
+        run = load_run(args.run)
+    flip = args.flip
+    if flip is None:
+        flip = bool(index is not None and index.identity is not None and index.identity.flip)
+    extractor = FeatureExtractor(args.checkpoint, device=args.device, flip=flip, amp=args.amp)
+    if run is not None:
+        saved = (run.metadata.get("model") or {}).get("sha256")
+        if saved and saved != extractor.identity.sha256:
+            print(
+                f"warning: {args.run} was evaluated with another checkpoint "
+                f"({run.metadata['model'].get('checkpoint')}); /v1/embed uses {args.checkpoint}",
+                file=sys.stderr,
+            )
+    api_key = args.api_key or os.environ.get(ENV_API_KEY) or None
+    if not is_loopback(args.host) and not api_key:
+        print(
+            f"warning: serving on {args.host} without --api-key: anyone who reaches this "
+            "address can use the model and see the gallery",
+            file=sys.stderr,
+        )
+    try:
+        app = create_app(extractor, index, run, config_from_args(args), api_key)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    what = f"gallery of {len(index)} images" if index is not None else f"run {args.run}"
+    print(f"bdbnet serve: {what}, model {extractor.checkpoint.name} ({extractor.feature_dim}-d)")
+    print(f"bdbnet serve: http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0

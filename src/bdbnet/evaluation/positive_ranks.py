@@ -1,0 +1,252 @@
+"""Counting engine of the ranking metrics: ranks of the positives without sorting a gallery.
+
+Shared by :mod:`bdbnet.evaluation.reid` (re-ID CMC/mAP/mINP) and
+:mod:`bdbnet.evaluation.retrieval` (Recall@K, MAP@R).
+
+CMC, every AP flavour and mINP depend on a ranked list only through the *positions of its
+positives*, so this module never argsorts a gallery. For a block of query rows it
+
+1. takes, per row, the distance of the hardest (farthest) positive as a threshold: only items at
+   or below it can precede a positive, so only those few are touched again;
+2. gives every such candidate one 64-bit key, ``row | distance | column`` (the distance mapped to
+   an order-preserving integer), so that a single value sort of a short array orders each row by
+   distance with ties broken by gallery index -- what a stable argsort of the row would give;
+3. finds each positive's rank by binary search of its key among the sorted candidates, minus the
+   excluded items of its row (same identity and camera) that precede it.
+
+The cost is one comparison pass over the distances plus ``O(C log C)`` for the ``C`` candidates, a
+small share of the matrix for any reasonable model (and at worst a sort of it). The pass over the
+distances runs where they live (a zero-copy NumPy view on CPU, torch on CUDA); the bookkeeping on
+the extracted candidates runs in NumPy, whose SIMD sorts beat torch's CPU sort several times over
+and which, being single-threaded, does not stall when other processes share the cores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from bdbnet.evaluation.distance import auto_chunk_rows
+
+__all__ = [
+    "Block",
+    "PositiveRanks",
+    "block_rows",
+    "max_rows_for_keys",
+    "positive_ranks",
+    "ragged_pairs",
+]
+
+
+_SENTINEL = np.iinfo(np.int64).max
+
+
+@dataclass
+class PositiveRanks:
+    """Per positive (sorted by row, then by distance and index): row, rank and ordinal."""
+
+    rows: np.ndarray  # local row index (int64)
+    ranks: np.ndarray  # 1-based rank among the valid items of the row (int64)
+    ordinals: np.ndarray  # 1-based position among the row's positives (int64)
+
+
+def _col_bits(num_cols: int) -> int:
+    return max(1, int(num_cols - 1).bit_length())
+
+
+def max_rows_for_keys(num_cols: int) -> int:
+    """Largest number of rows whose ``row | distance | column`` keys fit in a signed int64."""
+    return (1 << (63 - 32 - _col_bits(num_cols))) - 1
+
+
+def _float_codes(values: np.ndarray) -> np.ndarray:
+    """Map float32 values to int64 in ``[0, 2**32)`` preserving order (``-0.0`` == ``0.0``)."""
+    code = (values.astype(np.float32, copy=False) + np.float32(0.0)).view(np.int32)
+    code = code.astype(np.int64)
+    if code.size and code.min() < 0:  # negative distances: flip their order
+        return np.where(code >= 0, code + (1 << 31), -1 - code)
+    code += 1 << 31
+    return code
+
+
+def _dense_codes(*parts: np.ndarray) -> list[np.ndarray]:
+    """Dense ranks of float64 values across ``parts`` (equal values share a code)."""
+    values = np.concatenate(parts)
+    order = np.argsort(values)
+    ordered = values[order]
+    new_group = np.ones(values.shape[0], dtype=np.int64)
+    new_group[1:] = ordered[1:] != ordered[:-1]
+    codes = np.empty(values.shape[0], dtype=np.int64)
+    codes[order] = np.cumsum(new_group)
+    return np.split(codes, np.cumsum([p.shape[0] for p in parts])[:-1])
+
+
+def ragged_pairs(
+    counts: np.ndarray, starts: np.ndarray, order: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expand ``counts[i]`` consecutive items from ``starts[i]`` into ``(i, item)`` pairs.
+
+    ``order`` (optional) maps the consecutive positions to item indices. Vectorised: this is how
+    per-query lists of positives are built without a Python loop.
+    """
+    owner = np.repeat(np.arange(counts.shape[0], dtype=np.int64), counts)
+    first = np.cumsum(counts) - counts
+    items = starts[owner] + (np.arange(owner.shape[0], dtype=np.int64) - first[owner])
+    if order is not None:
+        items = order[items]
+    return owner, items
+
+
+class Block:
+    """A block of distance rows as the engine sees it.
+
+    The passes over the whole block (threshold compare, candidate extraction) run where the
+    tensor lives; everything after works on the few extracted values in NumPy. On CPU the block
+    is read through a zero-copy NumPy view: single-threaded NumPy is as fast as torch for these
+    memory-bound passes on an idle machine and several times faster on a busy one, where torch's
+    thread pool stalls on every small operation.
+    """
+
+    def __init__(self, dist: torch.Tensor, scratch: dict[str, Any]) -> None:
+        if not dist.is_floating_point() or dist.dtype in (torch.float16, torch.bfloat16):
+            dist = dist.float()
+        self.t = dist
+        self.np = dist.numpy() if dist.device.type == "cpu" else None
+        self.shape = tuple(dist.shape)
+        self.is_double = dist.dtype == torch.float64
+        self.scratch = scratch
+
+    def _dev(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x).to(self.t.device)
+
+    def gather(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        if self.np is not None:
+            return self.np[rows, cols]
+        return self.t[self._dev(rows), self._dev(cols)].cpu().numpy()
+
+    def columns(self, cols: np.ndarray) -> np.ndarray:
+        if self.np is not None:
+            return self.np[:, cols]
+        return self.t[:, self._dev(cols)].cpu().numpy()
+
+    def candidates(self, thr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat indices and values of the entries at or below their row's threshold."""
+        num_rows, num_cols = self.shape
+        n = num_rows * num_cols
+        if self.np is not None:
+            buf = self.scratch.get("cpu")
+            if buf is None or buf.shape[0] < n:
+                buf = self.scratch["cpu"] = np.empty(n, dtype=bool)
+            mask = buf[:n].reshape(num_rows, num_cols)
+            np.less_equal(self.np, thr[:, None], out=mask)
+            flat = np.flatnonzero(mask)
+            if self.np.flags.c_contiguous:
+                return flat, self.np.reshape(-1)[flat]
+            return flat, self.np[flat // num_cols, flat % num_cols]
+        key = str(self.t.device)
+        buf_t = self.scratch.get(key)
+        if buf_t is None or buf_t.numel() < n:
+            buf_t = self.scratch[key] = torch.empty(n, dtype=torch.bool, device=self.t.device)
+        mask_t = buf_t[:n].view(num_rows, num_cols)
+        torch.le(self.t, self._dev(thr).to(self.t.dtype).unsqueeze(1), out=mask_t)
+        flat_t = mask_t.view(-1).nonzero().squeeze(1)
+        values = self.t[flat_t // num_cols, flat_t % num_cols]
+        return flat_t.cpu().numpy(), values.cpu().numpy()
+
+
+def positive_ranks(
+    block: Block,
+    pos_rows: np.ndarray,
+    pos_cols: np.ndarray,
+    excl_rows: np.ndarray | None = None,
+    excl_cols: np.ndarray | None = None,
+    global_excluded: np.ndarray | None = None,
+) -> PositiveRanks:
+    """Ranks of the positives of a block of rows.
+
+    Parameters
+    ----------
+    block:
+        ``(R, G)`` distances (lower = closer).
+    pos_rows, pos_cols:
+        The positives as (local row, column) pairs; they must not be excluded.
+    excl_rows, excl_cols:
+        Items excluded from one row only (e.g. same identity and camera, or the query itself).
+    global_excluded:
+        ``(G,)`` bool mask of columns excluded from every row (e.g. junk images).
+    """
+    num_rows, num_cols = block.shape
+    if pos_rows.shape[0] == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return PositiveRanks(empty, empty, empty)
+    if num_rows > max_rows_for_keys(num_cols):
+        raise ValueError(f"too many rows ({num_rows}) in one block for {num_cols} columns")
+
+    pos_d = block.gather(pos_rows, pos_cols)
+    if np.isnan(pos_d).any():
+        raise ValueError("distances of positive pairs contain NaN")
+
+    # 1. Candidates: everything at or below the row's hardest positive.
+    thr = np.full(num_rows, -np.inf, dtype=pos_d.dtype)
+    np.maximum.at(thr, pos_rows, pos_d)
+    flat, c_d = block.candidates(thr)
+    c_rows, c_cols = np.divmod(flat, num_cols)
+    del flat
+
+    has_excl = excl_rows is not None and excl_cols is not None and excl_rows.shape[0] > 0
+    e_d = np.zeros(0, dtype=pos_d.dtype)
+    if has_excl:
+        assert excl_rows is not None and excl_cols is not None
+        if global_excluded is not None:
+            keep = ~global_excluded[excl_cols]
+            excl_rows, excl_cols = excl_rows[keep], excl_cols[keep]
+        e_d = block.gather(excl_rows, excl_cols)
+        finite = ~np.isnan(e_d)  # a NaN never precedes anything
+        excl_rows, excl_cols, e_d = excl_rows[finite], excl_cols[finite], e_d[finite]
+
+    # 2. Order-preserving integer distance codes (dense ranks for float64, bit codes otherwise).
+    if block.is_double:
+        c_u, p_u, e_u = _dense_codes(c_d, pos_d, e_d)
+    else:
+        c_u, p_u, e_u = _float_codes(c_d), _float_codes(pos_d), _float_codes(e_d)
+
+    cb = _col_bits(num_cols)
+    row_shift = 32 + cb
+
+    def keys(rows: np.ndarray, codes: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        # In place on the fresh ``rows``/``codes`` arrays: no temporaries of the candidates' size.
+        rows <<= row_shift
+        codes <<= cb
+        rows |= codes
+        rows |= cols
+        return rows
+
+    excluded = None if global_excluded is None else global_excluded[c_cols]
+    cand = keys(c_rows, c_u, c_cols)
+    if excluded is not None:
+        cand[excluded] = _SENTINEL
+    cand.sort()
+    pos_key = keys(pos_rows.astype(np.int64), p_u, pos_cols)
+    pos_key.sort()
+    p_rows = pos_key >> row_shift
+    row_base = p_rows << row_shift
+
+    # 3. Everything in the row with a smaller key precedes the positive.
+    before = np.searchsorted(cand, pos_key) - np.searchsorted(cand, row_base)
+    if has_excl:
+        assert excl_rows is not None and excl_cols is not None
+        excl = keys(excl_rows.astype(np.int64), e_u, excl_cols)
+        excl.sort()
+        before -= np.searchsorted(excl, pos_key) - np.searchsorted(excl, row_base)
+    ordinals = np.arange(pos_key.shape[0]) - np.searchsorted(pos_key, row_base) + 1
+    return PositiveRanks(p_rows, before + 1, ordinals)
+
+
+def block_rows(num_cols: int, chunk_size: int | None) -> int:
+    rows = chunk_size if chunk_size is not None else auto_chunk_rows(num_cols)
+    if rows < 1:
+        raise ValueError("chunk_size must be positive")
+    return min(rows, max_rows_for_keys(num_cols))

@@ -1,0 +1,121 @@
+"""Checkpointing, evaluation, best-model keeping and logging around the training loop: nothing
+is lost when a step or an evaluation fails."""
+
+import json
+import stat
+
+import pytest
+import torch
+from conftest import TINY_OVERRIDES, tiny_config
+
+from bdbnet.cli import main
+from bdbnet.data import build_dataset
+from bdbnet.engine.callbacks import evaluation as evaluation_module
+from bdbnet.engine.trainer import Trainer
+from bdbnet.errors import TrainingError
+from bdbnet.losses import BDBLoss
+from bdbnet.models.loading import load_checkpoint
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_synthetic, tmp_path):
+    splits = build_dataset("synthetic", tiny_synthetic)
+    trainer = Trainer.from_config(tiny_config("optim.epochs=3"), splits, tmp_path)
+    calls = {"n": 0}
+    real = trainer.criterion
+
+    def nan_from_step_3(output, labels):
+        calls["n"] += 1
+        loss = real(output, labels)
+        if calls["n"] >= 3:  # the first step of epoch 2
+            loss.total = loss.total + float("nan")
+            loss.terms["drop/softmax"] = loss.terms["drop/softmax"] + float("nan")
+        return loss
+
+    trainer.criterion = nan_from_step_3
+    with pytest.raises(TrainingError) as caught:
+        trainer.fit()
+    message = str(caught.value)
+    assert message.startswith("non-finite loss: drop/softmax = nan")
+    assert "at epoch 2, iteration 1 of 2 (step 3)" in message
+    assert "last good checkpoint (epoch 1) is kept" in message
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=refuse)  # strict JSON, no NaN tokens
+
+
+def test_the_command_line_exits_2_with_the_message(tiny_synthetic, tmp_path, capsys, monkeypatch):
+    real = BDBLoss.forward
+
+    def nan_loss(self, output, labels):
+        loss = real(self, output, labels)
+        loss.total = loss.total * float("nan")
+        loss.terms["global/triplet"] = loss.terms["global/triplet"] * float("nan")
+        return loss
+
+    monkeypatch.setattr(BDBLoss, "forward", nan_loss)
+    args = ["train", "--dataset", "synthetic", "--root", str(tiny_synthetic)]
+    args += ["--preset", "synthetic-demo", "--output", str(tmp_path), *TINY_OVERRIDES]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "error: non-finite loss: global/triplet = nan" in err and "epoch 1, iteration 1" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "last.pt").exists()  # no checkpoint of a broken model
+
+
+def test_an_evaluation_crash_keeps_the_epoch_and_resume_evaluates_it(
+    tiny_synthetic, tmp_path, monkeypatch
+):
+    splits = build_dataset("synthetic", tiny_synthetic)
+    cfg = tiny_config("optim.epochs=2", "train.eval_every=1")
+    real = evaluation_module.evaluate_model
+
+    def broken(*args, **kwargs):
+        raise OSError("gallery disk went away")
+
+    monkeypatch.setattr(evaluation_module, "evaluate_model", broken)
+    with pytest.raises(OSError, match="gallery disk"):
+        Trainer.from_config(cfg, splits, tmp_path).fit()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1  # the epoch is not lost
+    monkeypatch.setattr(evaluation_module, "evaluate_model", real)
+    result = Trainer.from_config(cfg, splits, tmp_path, resume=True).fit()
+    assert [e["epoch"] for e in result.evaluations] == [1, 2]  # the missed one first
+    evals = [
+        json.loads(x)["epoch"]
+        for x in (tmp_path / "metrics.jsonl").read_text().splitlines()
+        if json.loads(x)["kind"] == "eval"
+    ]
+    assert evals == [1, 2]
+
+
+def test_keep_best_writes_best_pt_selected_on_the_test_split(tiny_synthetic, tmp_path, capsys):
+    args = ["train", "--dataset", "synthetic", "--root", str(tiny_synthetic)]
+    args += ["--preset", "synthetic-demo", "--output", str(tmp_path), *TINY_OVERRIDES]
+    args += ["optim.epochs=3", "train.eval_every=1", "train.keep_best=rank1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    last = load_checkpoint(tmp_path / "last.pt")
+    best = load_checkpoint(tmp_path / "best.pt")
+    ranks = {e["epoch"]: e["Rank-1"] for e in last["evaluations"]}
+    winner = max(ranks, key=lambda e: (ranks[e], -e))  # the first epoch with the top Rank-1
+    assert best["epoch"] == winner and last["best"]["epoch"] == winner
+    assert last["best"]["value"] == ranks[winner]
+    rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ")]
+    assert "last (epoch 3, last.pt)" in rows
+    assert f"best Rank-1 on the test split (epoch {winner}, best.pt)" in rows
+
+
+def test_checkpoints_get_the_usual_mode_and_stale_temporaries_go(tiny_synthetic, tmp_path):
+    splits = build_dataset("synthetic", tiny_synthetic)
+    stale = tmp_path / ".last.pt.abc123.tmp"
+    tmp_path.mkdir(exist_ok=True)
+    stale.write_bytes(b"half a checkpoint of a killed write")
+    Trainer.from_config(tiny_config("optim.epochs=1"), splits, tmp_path).fit()
+    assert not stale.exists()
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir() if p.is_file()}
+    assert modes["last.pt"] == modes["config.yaml"] == modes["metrics.jsonl"]

@@ -1,0 +1,84 @@
+"""bdbnet.files: atomic writes keep the previous file on any failure, fingerprints, path lists."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+
+import pytest
+
+from bdbnet.errors import OutputError
+from bdbnet.files import (
+    atomic_write,
+    decode_lines,
+    encode_lines,
+    file_sha256,
+    remove_stale_temporaries,
+    write_temporary,
+)
+
+
+def test_atomic_write_replaces_the_file_with_the_usual_mode(tmp_path):
+    target = tmp_path / "sub" / "out.bin"
+    assert atomic_write(target, lambda f: f.write(b"one")) == target
+    atomic_write(target, lambda f: f.write(b"two"))
+    assert target.read_bytes() == b"two"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+    assert os.listdir(target.parent) == ["out.bin"]  # no temporary left
+
+
+def test_a_failed_write_keeps_the_previous_file_and_names_it(tmp_path):
+    target = tmp_path / "out.bin"
+    atomic_write(target, lambda f: f.write(b"good"))
+
+    def full_disk(f):
+        f.write(b"par")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OutputError) as caught:
+        atomic_write(target, full_disk)
+    assert str(caught.value) == (
+        f"cannot write {target} (No space left on device): is the disk full or the folder "
+        "read-only? The previous out.bin is kept."
+    )
+    assert target.read_bytes() == b"good" and os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_an_interrupted_write_propagates_and_leaves_no_temporary(tmp_path):
+    def interrupted(f):
+        f.write(b"x")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "out.bin", interrupted)
+    assert os.listdir(tmp_path) == []
+
+
+def test_stale_temporaries_of_killed_writes_are_found_and_removed(tmp_path):
+    target = tmp_path / "last.pt"
+    stale = write_temporary(target, lambda f: f.write(b"half"))  # as a killed write leaves it
+    other = write_temporary(tmp_path / "other.pt", lambda f: f.write(b"x"))
+    assert remove_stale_temporaries(target) == [stale]
+    assert not stale.exists() and other.exists()
+
+
+def test_file_sha256_of_a_path_and_of_an_open_file(tmp_path):
+    data = os.urandom(3 * 1024 + 7)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    expected = hashlib.sha256(data).hexdigest()
+    assert file_sha256(path, block=1024) == expected == file_sha256(io.BytesIO(data), block=100)
+
+
+def test_lines_round_trip_and_refuse_newlines():
+    lines = ["a.jpg", "dir/ü b.png", ""]
+    assert decode_lines(encode_lines(lines), 3) == lines
+    assert decode_lines(encode_lines([]), 0) == []
+    with pytest.raises(OutputError, match=r"paths with a newline cannot be stored: 'a\\nb'"):
+        encode_lines(["a\nb"], OutputError)
+    with pytest.raises(ValueError, match="2 paths for 3 expected"):
+        decode_lines(encode_lines(["a", "b"]), 3)
