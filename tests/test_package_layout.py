@@ -58,6 +58,8 @@ EXTRA_MODULES = {
     "fastapi": "fastapi",
     "uvicorn": "uvicorn",
     "python-multipart": "multipart",
+    "openvino": "openvino",
+    "nncf": "nncf",
 }
 # Extras that are groups of other extras or tools for developing bdbnet, not features.
 NON_FEATURE_EXTRAS = {"test", "dev", "all"}

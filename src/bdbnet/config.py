@@ -28,6 +28,8 @@ from bdbnet.errors import ConfigError
 #: ``train.amp`` and every ``--amp``: autocast precision (auto: bf16 where the hardware computes
 #: it natively, fp32 elsewhere); :mod:`bdbnet.runtime.precision` gives each its meaning.
 AMP_CHOICES = ("none", "bf16", "fp16", "auto")
+#: Every ``--runtime``: which inference runtime runs a model (:mod:`bdbnet.inference.runtimes`).
+RUNTIME_CHOICES = ("auto", "torch", "onnxruntime", "openvino")
 
 
 @dataclass

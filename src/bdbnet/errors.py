@@ -38,6 +38,10 @@ class CheckpointError(BDBNetError, RuntimeError):
     """A checkpoint or weights file is unreadable, unsafe, or not what it claims to be."""
 
 
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint or model file does not exist (or is a broken link)."""
+
+
 class DeviceError(BDBNetError, RuntimeError):
     """The requested device (for example ``cuda``) is not available on this machine."""
 

@@ -60,6 +60,7 @@ def test_health_and_info(api, extractor, index):
     assert info["model"] == extractor.identity.to_dict()
     assert info["feature_dim"] == 1536 and info["input_size"] == [32, 16]
     assert info["preprocess"] == extractor.preprocess
+    assert (info["runtime"], info["precision"]) == ("torch", extractor.runtime.info.precision)
     assert info["gallery_size"] == len(index) and info["gallery_labels"] is True
     assert info["limits"]["max_topk"] == 100 and "batches" in info["batching"]
 

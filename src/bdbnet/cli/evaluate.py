@@ -12,9 +12,11 @@ from bdbnet.cli.support import (
     AMP_CHOICES,
     AMP_HELP,
     DEVICE_HELP,
+    MODEL_HELP,
     POSITIVE,
     add_command,
     add_image_check_option,
+    add_runtime_option,
     hidden_alias,
     int_at_least,
 )
@@ -39,11 +41,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             --root /data --rerank --json metrics.json --output pictures/ --worst 8
         """,
     )
-    p.add_argument(
-        "--checkpoint",
-        required=True,
-        help="our .pt, an exported .safetensors, or an official BDB .pth.tar",
-    )
+    p.add_argument("--checkpoint", required=True, help=MODEL_HELP)
     p.add_argument("--dataset", required=True, help="dataset name (see `bdbnet datasets`)")
     p.add_argument("--root", required=True, help="dataset folder (or its parent)")
     p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
@@ -64,6 +62,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="FILE", help="also write the metrics here")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--amp", default="auto", choices=AMP_CHOICES, help=AMP_HELP)
+    add_runtime_option(p)
     p.add_argument(
         "--batch-size",
         type=POSITIVE,
@@ -115,12 +114,12 @@ def _add_save_run_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bdbnet.config import validate
+    from bdbnet.config import Config, apply_dict, validate
     from bdbnet.data import build_dataset
     from bdbnet.data.checks import check_splits
     from bdbnet.evaluation.report import AP_KEYS
     from bdbnet.inference.dataset_eval import evaluate_model
-    from bdbnet.models.loading import load_trained_model
+    from bdbnet.inference.runtimes import open_runtime
     from bdbnet.outputs import ensure_output_dir, ensure_output_file
     from bdbnet.reporting import AP_DEFINITIONS, format_table
     from bdbnet.runtime.device import resolve_device
@@ -131,7 +130,11 @@ def run(args: argparse.Namespace) -> int:
     if args.output or args.worst:
         ensure_output_dir(args.output or DEFAULT_FOLDER, "--output folder")
     device = resolve_device(args.device)
-    model, cfg = load_trained_model(args.checkpoint, device)
+    # The model in its runtime (an exported .onnx / .xml too), with the file's preprocessing;
+    # the evaluation settings of the config it was trained with, where the file records it.
+    model = open_runtime(args.checkpoint, args.runtime, device, args.amp)
+    recorded = model.info.config
+    cfg = apply_dict(Config(), recorded, f"{args.checkpoint} (config)") if recorded else Config()
     cfg.eval.rerank = args.rerank
     cfg.eval.flip = args.flip
     cfg.eval.ap_mode = args.ap_mode
@@ -152,8 +155,6 @@ def run(args: argparse.Namespace) -> int:
         cfg,
         device,
         progress=progress,
-        amp=args.amp,
-        channels_last=cfg.train.channels_last,  # the layout the model was trained in
     )
     shown = report.headline()
     print(

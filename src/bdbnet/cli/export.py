@@ -1,4 +1,5 @@
-"""``bdbnet export``: ONNX or TorchScript graphs, or safetensors weights, for deployment."""
+"""``bdbnet export``: ONNX, OpenVINO (fp32, fp16, INT8) or TorchScript graphs, or safetensors
+weights, for deployment."""
 
 from __future__ import annotations
 
@@ -8,23 +9,35 @@ from typing import Any
 
 from bdbnet.cli.support import POSITIVE, CLIError, add_command, int_at_least
 
-SUFFIXES = {"onnx": (".onnx",), "torchscript": None, "safetensors": (".safetensors",)}
+SUFFIXES = {
+    "onnx": (".onnx",),
+    "openvino": (".xml",),
+    "torchscript": None,
+    "safetensors": (".safetensors",),
+}
+PRECISIONS = ("fp32", "fp16", "int8")  # bdbnet.inference.export.PRECISIONS
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = add_command(
         subparsers,
         "export",
-        "ONNX or TorchScript graph, or safetensors weights",
+        "ONNX, OpenVINO or TorchScript graph, or safetensors weights",
         """
-        onnx / torchscript: the eval-mode network as a graph with a dynamic batch axis, its
-        preprocessing stored in the file's metadata. safetensors: the weights with the model
-        config and preprocessing, no optimiser state (a fraction of a training checkpoint's
-        size), loadable wherever a checkpoint is (--checkpoint of every command,
-        FeatureExtractor, load_trained_model).
+        onnx / openvino / torchscript: the eval-mode network as a graph with a dynamic batch
+        axis, its preprocessing stored in the file's metadata (every --checkpoint option and
+        FeatureExtractor run an .onnx in ONNX Runtime and an OpenVINO .xml in OpenVINO).
+        openvino: --precision fp16 compresses the weights; int8 quantises weights and
+        activations (NNCF post-training quantisation) calibrated on --calibration images, which
+        should look like what the model will see and never be the test images. safetensors:
+        the weights with the model config and preprocessing, no optimiser state (a fraction of
+        a training checkpoint's size), loadable wherever a checkpoint is (--checkpoint of every
+        command, FeatureExtractor, load_trained_model).
         """,
         """
         bdbnet export --checkpoint last.pt --format onnx --output bdb.onnx
+        bdbnet export --checkpoint last.pt --format openvino --precision int8 \\
+            --calibration data/market1501/bounding_box_train --output bdb_int8.xml
         bdbnet export --checkpoint last.pt --format safetensors --output bdb.safetensors
         """,
     )
@@ -50,12 +63,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="graph input width, a multiple of 16 (default: the recipe's)",
     )
     p.add_argument("--opset", type=int_at_least(7), default=17, help="ONNX opset")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=PRECISIONS,
+        help="openvino only for fp16 and int8 (see above)",
+    )
+    p.add_argument(
+        "--calibration",
+        default=None,
+        metavar="DIR",
+        help="images (a folder, searched recursively) calibrating --precision int8; at most "
+        "300 are used",
+    )
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from bdbnet.inference.export import export_checkpoint, read_export_metadata
+    from bdbnet.inference import list_images
+    from bdbnet.inference.export import check_precision, export_checkpoint, read_export_metadata
     from bdbnet.outputs import ensure_output_file
 
     size = None
@@ -64,8 +91,20 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError("give both --height and --width (or neither)")
         size = (args.height, args.width)
     ensure_output_file(args.output, SUFFIXES[args.format])
+    check_precision(args.format, args.precision)
+    calibration: list[str] = []
+    if args.precision == "int8":
+        if not args.calibration:
+            raise CLIError("--precision int8 needs --calibration DIR (images like the model's)")
+        calibration = list_images(args.calibration)
+        if not calibration:
+            raise CLIError(f"no images in the calibration folder {args.calibration}")
+    elif args.calibration:
+        raise CLIError("--calibration is for --precision int8")
     try:
-        path = export_checkpoint(args.checkpoint, args.output, args.format, size, args.opset)
+        path = export_checkpoint(
+            args.checkpoint, args.output, args.format, size, args.opset, args.precision, calibration
+        )
         meta = read_export_metadata(path)
     except ImportError as err:
         raise CLIError(str(err)) from err
@@ -77,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     print(
-        f"wrote {path} ({args.format}): input {meta['input']['shape']} -> output "
+        f"wrote {path} ({args.format} {args.precision}): input {meta['input']['shape']} -> output "
         f"{meta['output']['shape']}; preprocessing: {json.dumps(meta['preprocess'])}"
     )
     return 0

@@ -16,9 +16,11 @@ from bdbnet.cli.support import (
     AMP_CHOICES,
     AMP_HELP,
     DEVICE_HELP,
+    MODEL_HELP,
     POSITIVE,
     CLIError,
     add_command,
+    add_runtime_option,
     float_above,
     int_at_least,
 )
@@ -43,7 +45,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         bdbnet serve --checkpoint runs/market1501/last.pt --index gallery.safetensors --port 8000
         """,
     )
-    p.add_argument("--checkpoint", required=True, help="our .pt or an official .pth.tar")
+    p.add_argument("--checkpoint", required=True, help=MODEL_HELP)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--index", help="gallery index to search (bdbnet extract --output)")
     source.add_argument("--run", metavar="DIR", help="saved evaluation to browse")
@@ -68,6 +70,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=AMP_CHOICES,
         help=AMP_HELP,
     )
+    add_runtime_option(p)
     group = p.add_argument_group("batching")
     group.add_argument(
         "--max-batch",
@@ -164,7 +167,9 @@ def run(args: argparse.Namespace) -> int:
     flip = args.flip
     if flip is None:
         flip = bool(index is not None and index.identity is not None and index.identity.flip)
-    extractor = FeatureExtractor(args.checkpoint, device=args.device, flip=flip, amp=args.amp)
+    extractor = FeatureExtractor(
+        args.checkpoint, device=args.device, flip=flip, amp=args.amp, runtime=args.runtime
+    )
     if run is not None:
         saved = (run.metadata.get("model") or {}).get("sha256")
         if saved and saved != extractor.identity.sha256:
@@ -185,7 +190,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CLIError(str(err)) from err
     what = f"gallery of {len(index)} images" if index is not None else f"run {args.run}"
-    print(f"bdbnet serve: {what}, model {extractor.checkpoint.name} ({extractor.feature_dim}-d)")
+    info = extractor.runtime.info
+    print(
+        f"bdbnet serve: {what}, model {extractor.checkpoint.name} ({extractor.feature_dim}-d, "
+        f"{info.runtime} {info.precision})"
+    )
     print(f"bdbnet serve: http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

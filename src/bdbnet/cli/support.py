@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bdbnet.config import AMP_CHOICES
+from bdbnet.config import AMP_CHOICES, RUNTIME_CHOICES
 from bdbnet.errors import BDBNetError, ImageError
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "add_command",
     "add_image_check_option",
     "add_model_options",
+    "add_runtime_option",
     "bounded_float",
     "build_extractor",
     "check_index_output",
@@ -37,6 +38,14 @@ __all__ = [
 _OVERRIDE = re.compile(r"[A-Za-z_]\w*\.[A-Za-z_]\w*=.*", re.DOTALL)
 DEVICE_HELP = "cpu, cuda, cuda:N or auto (a GPU when there is one)"
 AMP_HELP = "autocast precision (auto: bf16 where the hardware computes it natively; none: fp32)"
+MODEL_HELP = (
+    "the model file: our .pt, an exported .safetensors, an official BDB .pth.tar, an exported "
+    ".onnx or an OpenVINO .xml (its preprocessing is read from the file)"
+)
+RUNTIME_HELP = (
+    "inference runtime (auto: by the file: .onnx -> onnxruntime, .xml -> openvino, "
+    "PyTorch weights -> torch)"
+)
 
 
 class CLIError(BDBNetError):
@@ -179,13 +188,10 @@ def add_model_options(p: argparse.ArgumentParser, batches: bool = True) -> None:
     """``--checkpoint`` and ``--device`` (every inference command); with ``batches`` also the
     options of feature extraction (``--batch-size``, ``--flip``, ``--amp``, ``--workers``,
     ``--quiet``)."""
-    p.add_argument(
-        "--checkpoint",
-        required=True,
-        help="our .pt, an exported .safetensors, or an official BDB .pth.tar",
-    )
+    p.add_argument("--checkpoint", required=True, help=MODEL_HELP)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     if batches:
+        add_runtime_option(p)
         p.add_argument("--batch-size", type=POSITIVE, default=32, help="images per forward pass")
         p.add_argument("--flip", action="store_true", help="average with mirrored images")
         p.add_argument("--amp", default="auto", choices=AMP_CHOICES, help=AMP_HELP)
@@ -196,6 +202,11 @@ def add_model_options(p: argparse.ArgumentParser, batches: bool = True) -> None:
             help="image-decoding threads (0: one per core, at most 8)",
         )
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_runtime_option(p: argparse.ArgumentParser) -> None:
+    """``--runtime``: which inference runtime runs the model."""
+    p.add_argument("--runtime", default="auto", choices=RUNTIME_CHOICES, help=RUNTIME_HELP)
 
 
 def build_extractor(args: argparse.Namespace) -> Any:
@@ -210,6 +221,7 @@ def build_extractor(args: argparse.Namespace) -> Any:
         amp=getattr(args, "amp", "auto"),
         progress=not getattr(args, "quiet", False),
         workers=getattr(args, "workers", 0),
+        runtime=getattr(args, "runtime", "auto"),
     )
 
 

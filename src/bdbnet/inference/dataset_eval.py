@@ -14,6 +14,7 @@ from bdbnet.evaluation import evaluate_features, recall_at_k
 from bdbnet.evaluation.query_expansion import alpha_query_expansion
 from bdbnet.evaluation.report import EvalReport, reid_metrics
 from bdbnet.inference.embed import extract_features
+from bdbnet.inference.runtimes.base import InferenceRuntime
 from bdbnet.models.preprocess import Preprocessing
 from bdbnet.runtime.distributed import (
     DistContext,
@@ -25,7 +26,7 @@ from bdbnet.runtime.distributed import (
 
 
 def evaluate_model(
-    model: torch.nn.Module,
+    model: torch.nn.Module | InferenceRuntime,
     splits: DatasetSplits,
     cfg: Config,
     device: torch.device,
@@ -42,8 +43,10 @@ def evaluate_model(
     Under DDP (``ctx``) each rank extracts a contiguous shard of every split and the features
     are gathered in dataset order, so the metrics are those of a single process; rank 0 scores
     them and every rank gets its metrics (the features and per-query details stay on rank 0).
-    ``amp`` and ``channels_last`` are the inference settings
-    (:func:`~bdbnet.inference.embed.embed_batch`): training passes its own.
+    ``model`` is a PyTorch model (``amp`` and ``channels_last`` are then its inference
+    settings, :func:`~bdbnet.inference.embed.embed_batch`: training passes its own) or any
+    :class:`~bdbnet.inference.runtimes.InferenceRuntime`, so an exported model is evaluated
+    with the protocol of its checkpoint.
     """
     ctx = ctx or DistContext(device=device)
     spec = preprocess or model.preprocess
@@ -66,7 +69,8 @@ def evaluate_model(
         local = extract_features(model, mine, desc=desc, decode=decode, **common)
         return gather_shards(local, len(records), ctx, block)
 
-    sync_buffers(model, ctx)
+    if isinstance(model, torch.nn.Module):
+        sync_buffers(model, ctx)
     query = features(splits.query, "query")
     same = splits.gallery is splits.query or not splits.gallery
     gallery = None if splits.task == "retrieval" and same else features(splits.gallery, "gallery")

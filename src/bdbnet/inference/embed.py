@@ -18,6 +18,7 @@ from bdbnet.data.image_dataset import ImageDataset
 from bdbnet.data.pipelines.decode import decode_file, decoded_batches
 from bdbnet.data.pipelines.tensor import TensorRecipe, channel_statistics, normalise
 from bdbnet.data.records import ImageRecord
+from bdbnet.inference.runtimes.base import InferenceRuntime
 from bdbnet.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from bdbnet.runtime.device import eval_mode
 from bdbnet.runtime.precision import autocast
@@ -43,7 +44,9 @@ def embed_batch(
     return feats
 
 
-def stack_features(chunks: list[torch.Tensor], model: torch.nn.Module) -> torch.Tensor:
+def stack_features(
+    chunks: list[torch.Tensor], model: torch.nn.Module | InferenceRuntime
+) -> torch.Tensor:
     """The batches' features as one ``(N, D)`` tensor (``(0, D)`` for no images, ``D`` the
     model's ``feature_dim``: the model contract)."""
     if not chunks:
@@ -52,7 +55,7 @@ def stack_features(chunks: list[torch.Tensor], model: torch.nn.Module) -> torch.
 
 
 def embed_all(
-    model: torch.nn.Module,
+    model: torch.nn.Module | InferenceRuntime,
     batches: Iterable[torch.Tensor],
     device: torch.device,
     flip: bool = False,
@@ -67,10 +70,20 @@ def embed_all(
     bytes; pinned for a GPU) and is converted and normalised there by ``mean``/``std``, by the
     operations of the PIL path's ``ToDtype`` and ``Normalize``, so its features equal the PIL
     path's; a floating batch is taken as already normalised.
+
+    ``model`` is a PyTorch model (run in eval mode with ``amp`` and ``channels_last``) or any
+    :class:`~bdbnet.inference.runtimes.InferenceRuntime` (ONNX Runtime, OpenVINO, ...), which
+    runs each batch its own way.
     """
     statistics = None
     chunks = []
-    with eval_mode(model):
+    if isinstance(model, torch.nn.Module):
+        mode = eval_mode(model)
+        embed = lambda batch: embed_batch(model, batch, flip, amp, channels_last)  # noqa: E731
+    else:
+        mode = contextlib.nullcontext()
+        embed = lambda batch: model.embed(batch, flip)  # noqa: E731
+    with mode:
         for batch in batches:
             if batch.dtype == torch.uint8:
                 if device.type == "cuda" and batch.device.type == "cpu":
@@ -80,12 +93,12 @@ def embed_all(
                 batch = normalise(batch, *statistics)
             else:
                 batch = batch.to(device, non_blocking=True)
-            chunks.append(embed_batch(model, batch, flip, amp, channels_last).cpu())
+            chunks.append(embed(batch).cpu())
     return stack_features(chunks, model)
 
 
 def extract_features(
-    model: torch.nn.Module,
+    model: torch.nn.Module | InferenceRuntime,
     records: Sequence[ImageRecord] | torch.Tensor,
     transform: Callable[[Any], torch.Tensor] | None,
     device: torch.device,

@@ -1,6 +1,7 @@
-"""Export a trained BDB model for deployment: ONNX or TorchScript graphs, or safetensors
-weights (:mod:`bdbnet.models.weights`: the state dict with model config and preprocessing, no
-optimiser state, loadable wherever a checkpoint is).
+"""Export a trained BDB model for deployment: ONNX, OpenVINO
+(:mod:`~bdbnet.inference.export_openvino`: fp32, fp16, INT8) or TorchScript graphs, or
+safetensors weights (:mod:`bdbnet.models.weights`: the state dict with model config and
+preprocessing, no optimiser state, loadable wherever a checkpoint is).
 
 The exported graph is the eval-mode network (Batch DropBlock is the identity, BatchNorm uses its
 running statistics): input ``images`` ``(N, 3, H, W)`` float32, already preprocessed; output
@@ -9,6 +10,7 @@ before the network (resize, mean/std normalisation, padding for the retrieval re
 in the file as JSON, so the file alone is enough:
 
 * ONNX: the model's ``metadata_props``, key ``"bdbnet"`` (and ``"preprocess"`` alone);
+* OpenVINO: the IR's ``rt_info``, key ``"bdbnet"``;
 * TorchScript: the extra file ``"bdbnet.json"`` (``torch.jit.load(f, _extra_files=...)``).
 
 :func:`read_export_metadata` reads it back from either.
@@ -16,27 +18,31 @@ in the file as JSON, so the file alone is enough:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bdbnet.errors import ConfigError
+from bdbnet.errors import ConfigError, DataError
 from bdbnet.files import file_sha256
 from bdbnet.version import __version__
 
 __all__ = [
     "EXPORT_FORMATS",
+    "PRECISIONS",
     "check_input_size",
     "export_checkpoint",
     "export_metadata",
     "read_export_metadata",
 ]
 
-EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")
+EXPORT_FORMATS = ("onnx", "openvino", "torchscript", "safetensors")
+PRECISIONS = ("fp32", "fp16", "int8")
 EXTRA_FILE = "bdbnet.json"
 
 
@@ -137,24 +143,43 @@ def check_input_size(height: int, width: int, what: str = "input size", stride: 
         )
 
 
+def check_precision(format: str, precision: str) -> None:
+    """fp16 and INT8 are OpenVINO exports (compressed weights; NNCF quantisation)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision != "fp32" and format != "openvino":
+        raise ConfigError(
+            f"--precision {precision} is written as an OpenVINO IR: use --format openvino "
+            f"(a {format} export is fp32)"
+        )
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike[str],
     output: str | os.PathLike[str],
     format: str = "onnx",
     input_size: tuple[int, int] | None = None,
     opset: int = 17,
+    precision: str = "fp32",
+    calibration: Sequence[str] = (),
 ) -> Path:
     """Export ``checkpoint`` (ours or an official ``*.pth.tar``) to ``output``.
 
     ``input_size`` (height, width) defaults to the checkpoint's test size; like training, it
     must be multiples of 16. The traced example has batch 2 and the exported batch axis is
     dynamic. The metadata's ``preprocess.resize`` is always the graph's input size, so a
-    deployment that follows it feeds the graph what it expects. Returns ``output``.
+    deployment that follows it feeds the graph what it expects. ``precision`` ``fp16`` and
+    ``int8`` need ``format="openvino"``; ``int8`` is calibrated on the ``calibration`` image
+    paths. Returns ``output``.
     """
     from bdbnet.models.loading import load_trained_model
+    from bdbnet.models.weights import state_dict_sha256
 
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {format!r}")
+    check_precision(format, precision)
+    if precision == "int8" and not calibration:
+        raise DataError("INT8 quantisation needs calibration images (--calibration DIR)")
     model, cfg = load_trained_model(checkpoint, "cpu")
     spec = model.preprocess
     if format == "safetensors":
@@ -163,17 +188,32 @@ def export_checkpoint(
     check_input_size(int(h), int(w), "export input size", model.input_stride)
     spec = spec.with_size(h, w)  # the graph's size, whatever the recipe's
     h, w = spec.size
+    weights = state_dict_sha256(model.state_dict())
+    calibration_inputs = None
+    if precision == "int8":  # quantised weights give other features: another identity
+        from bdbnet.inference.export_openvino import calibration_inputs as preprocessed
+
+        calibration_inputs = preprocessed(calibration, spec)
+        used = "\n".join(file_sha256(p) for p in list(calibration)[: len(calibration_inputs)])
+        weights = hashlib.sha256(f"{weights}:int8:{used}".encode()).hexdigest()
     meta = export_metadata(
         spec.to_dict(),
         int(model.feature_dim),
         (h, w),
         checkpoint=Path(checkpoint).name,
         checkpoint_sha256=file_sha256(checkpoint),
+        precision=precision,
+        weights_sha256=weights,
+        config=cfg.to_dict(),
     )
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
     model.eval()
+    if format == "openvino":
+        from bdbnet.inference.export_openvino import export_openvino
+
+        return export_openvino(model, meta, output, precision, calibration_inputs)
     if format == "onnx":
         _export_onnx(model, example, output, meta, opset)
     else:
@@ -182,8 +222,13 @@ def export_checkpoint(
 
 
 def read_export_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON description stored in an exported ONNX, TorchScript or safetensors file."""
+    """The JSON description stored in an exported ONNX, OpenVINO, TorchScript or safetensors
+    file."""
     path = Path(path)
+    if path.suffix.lower() == ".xml":
+        from bdbnet.inference.runtimes.openvino_model import ir_metadata, openvino, read_ir
+
+        return ir_metadata(read_ir(openvino().Core(), path), path)
     if path.suffix.lower() == ".safetensors":
         from bdbnet.models.weights import read_safetensors_metadata
 

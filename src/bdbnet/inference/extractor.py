@@ -195,10 +195,12 @@ class Extraction:
 
 
 class FeatureExtractor:
-    """Callable feature extractor for a trained BDB checkpoint.
+    """Callable feature extractor for a trained model, in any inference runtime.
 
     Args:
-        checkpoint: One of our checkpoints (``last.pt``) or an official BDB ``*.pth.tar``.
+        checkpoint: One of our checkpoints (``last.pt``), exported ``.safetensors`` weights, an
+            official BDB ``*.pth.tar``, or an exported graph: ``.onnx`` (ONNX Runtime) or an
+            OpenVINO IR ``.xml`` (with its ``.bin``). The preprocessing comes from the file.
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ...
         batch_size: Images per forward pass.
         flip: Average each feature with that of the mirrored image.
@@ -212,10 +214,16 @@ class FeatureExtractor:
         workers: Image-decoding threads (0: one per core, at most 8). Files are decoded and
             resized a few batches ahead of the forward passes, and reach the device as
             ``uint8``, where they are normalised.
+        runtime: ``"auto"`` (by the file: ``.onnx`` -> ``onnxruntime``, ``.xml`` ->
+            ``openvino``, PyTorch weights -> ``torch``) or one of those names
+            (:mod:`bdbnet.inference.runtimes`).
 
     Example:
         >>> extract = FeatureExtractor("run/last.pt", device="cpu")  # doctest: +SKIP
         >>> feats = extract(["a.jpg", "b.jpg"])  # (2, 1536)  # doctest: +SKIP
+        >>> feats = extract.get_features(xyxy, frame)  # a tracker's boxes  # doctest: +SKIP
+        >>> FeatureExtractor("bdb_int8.xml").runtime.info.precision  # doctest: +SKIP
+        'int8'
     """
 
     def __init__(
@@ -228,19 +236,26 @@ class FeatureExtractor:
         channels_last: bool = True,
         progress: bool = False,
         workers: int = 0,
+        runtime: str = "auto",
     ) -> None:
+        from bdbnet.config import Config, apply_dict
         from bdbnet.data.pipelines.tensor import TensorRecipe
         from bdbnet.data.transforms import inference_transform
-        from bdbnet.models.loading import load_trained_model
-        from bdbnet.models.weights import state_dict_sha256
-        from bdbnet.runtime.device import resolve_device
+        from bdbnet.inference.runtimes import open_runtime
 
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
         self.checkpoint = Path(checkpoint)
-        self.device = resolve_device(device) if isinstance(device, str) else device
-        self.model, self.config = load_trained_model(self.checkpoint, self.device)
-        self.spec = self.model.preprocess  # the file's own preprocessing spec
+        self.runtime = open_runtime(self.checkpoint, runtime, device, amp, channels_last)
+        self.device = self.runtime.device
+        # The PyTorch module (torch runtime only: activation maps need it), and the training
+        # config when the file records one.
+        self.model: torch.nn.Module | None = getattr(self.runtime, "model", None)
+        info = self.runtime.info
+        self.config = (
+            apply_dict(Config(), info.config, f"{checkpoint} (config)") if info.config else None
+        )
+        self.spec = self.runtime.preprocess  # the file's own preprocessing spec
         self.transform = inference_transform(self.spec)
         self.recipe = TensorRecipe.from_preprocessing(self.spec)
         self.preprocess = self.spec.to_dict()
@@ -248,19 +263,17 @@ class FeatureExtractor:
         self.flip = flip
         self.amp = amp
         self.channels_last = channels_last
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
         self.progress = progress
         if workers < 0:
             raise ValueError("workers must be 0 (one per core, at most 8) or positive")
         self.workers = workers
         self.identity = ModelIdentity(
             sha256=file_sha256(self.checkpoint),
-            feature_dim=int(self.model.feature_dim),
+            feature_dim=int(self.runtime.feature_dim),
             flip=flip,
             checkpoint=str(self.checkpoint.resolve()),
             preprocess=self.preprocess,
-            weights_sha256=state_dict_sha256(self.model.state_dict()),
+            weights_sha256=info.weights_sha256,
         )
 
     @property
@@ -348,17 +361,36 @@ class FeatureExtractor:
             if kept:
                 yield torch.stack(kept)
 
+    def get_features(
+        self, xyxy: np.ndarray | torch.Tensor | Sequence, frame: np.ndarray, bgr: bool = True
+    ) -> torch.Tensor:
+        """``(N, D)`` features of the ``N`` boxes ``xyxy`` (pixels, ``x1, y1, x2, y2``) of one
+        video ``frame`` (``H x W x 3`` uint8; ``bgr``: OpenCV's channel order, what trackers
+        hold), in box order: the interface tracking libraries call.
+
+        Boxes are clipped to the frame; each crop goes through the model's own preprocessing.
+        No boxes give a ``(0, D)`` tensor; a box with no area inside the frame raises
+        :class:`ValueError` naming it.
+        """
+        from bdbnet.inference.crops import crop_boxes
+
+        crops = crop_boxes(xyxy, frame, bgr)
+        if not crops:
+            return torch.empty(0, self.feature_dim)
+        return self.extract(crops, skip_unreadable=False).features
+
     def _embed_all(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
         """The evaluation's extraction loop with this extractor's settings."""
         from bdbnet.inference.embed import embed_all
 
         return embed_all(
-            self.model, batches, self.device, self.flip, self.amp, self.channels_last,
+            self.runtime, batches, self.device, self.flip, self.amp, self.channels_last,
             self.recipe.mean, self.recipe.std,
         )  # fmt: skip
 
     def __repr__(self) -> str:
         return (
-            f"FeatureExtractor({str(self.checkpoint)!r}, device={str(self.device)!r}, "
-            f"dim={self.feature_dim}, input={self.input_size}, flip={self.flip}, amp={self.amp!r})"
+            f"FeatureExtractor({str(self.checkpoint)!r}, runtime={self.runtime.info.runtime!r}, "
+            f"precision={self.runtime.info.precision!r}, device={str(self.device)!r}, "
+            f"dim={self.feature_dim}, input={self.input_size}, flip={self.flip})"
         )

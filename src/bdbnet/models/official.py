@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from bdbnet.errors import CheckpointError
+from bdbnet.errors import CheckpointError, CheckpointNotFoundError
 from bdbnet.models.bdb import BDBNet
 from bdbnet.models.registry import create_model
 
@@ -33,10 +33,6 @@ OFFICIAL_TO_OURS: dict[str, str] = {
     "reduction.": "drop_reduction.",
     "softmax.": "drop_classifier.",
 }
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """The checkpoint or weights file does not exist (or is a broken link)."""
 
 
 _UNPICKLER_DETAIL = re.compile(

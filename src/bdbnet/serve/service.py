@@ -309,6 +309,8 @@ class Service:
             "input_size": list(ex.input_size),
             "preprocess": ex.preprocess,
             "device": str(ex.device),
+            "runtime": ex.runtime.info.runtime,
+            "precision": ex.runtime.info.precision,
             "flip": ex.flip,
             "gallery_size": self.gallery_size,
             "gallery_labels": self.index is None or self.index.pids is not None,
