@@ -22,7 +22,8 @@ What it measures, in one process, on this CPU:
 5. Accuracy (with ``--dataset``): mAP and Rank-1 of each artifact on the test split, by the
    same protocol as the checkpoint (``bdbnet.inference.dataset_eval.evaluate_model``).
 
-Rewrites the "## Deploy, <machine kind>" section of ``benchmarks/results.md``.
+Rewrites the "## Deploy, <machine kind>" section of ``benchmarks/results.md`` ("## Deploy
+accuracy, <machine kind>" with ``--dataset``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import torch
 from _common import cpu_flags, cpu_kind, cpu_model, load_average, write_section
 from PIL import Image
 
-from bdbnet.config import Config, apply_dict, load_config
+from bdbnet.config import Config, load_config
 from bdbnet.files import atomic_save
 from bdbnet.inference.export import export_checkpoint
 from bdbnet.inference.runtimes import open_runtime
@@ -143,8 +144,7 @@ def main() -> int:
 
             splits = build_dataset(args.dataset, args.root)
             for name, rt in variants.items():
-                recorded = rt.info.config
-                cfg = apply_dict(Config(), recorded, "config") if recorded else Config()
+                cfg = rt.info.training_config() or Config()
                 report = evaluate_model(rt, splits, cfg, cpu, progress=False)
                 accuracy[name] = report.metrics
     rate = {key: key[1] / statistics.median(v) for key, v in times.items()}
@@ -152,7 +152,7 @@ def main() -> int:
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     model = args.checkpoint or "the paper's ResNet-50 BDB, random weights"
     lines = [
-        f"## Deploy, {cpu_kind()}",
+        f"## Deploy{' accuracy' if accuracy else ''}, {cpu_kind()}",
         "",
         f"`python benchmarks/bench_deploy.py` ({when}): {cpu_model()} ({cpu_flags()}), "
         f"{threads} threads, torch {torch.__version__}, load {load_average()}. Model: {model}, "

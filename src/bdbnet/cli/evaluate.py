@@ -114,7 +114,7 @@ def _add_save_run_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bdbnet.config import Config, apply_dict, validate
+    from bdbnet.config import Config, validate
     from bdbnet.data import build_dataset
     from bdbnet.data.checks import check_splits
     from bdbnet.evaluation.report import AP_KEYS
@@ -133,8 +133,7 @@ def run(args: argparse.Namespace) -> int:
     # The model in its runtime (an exported .onnx / .xml too), with the file's preprocessing;
     # the evaluation settings of the config it was trained with, where the file records it.
     model = open_runtime(args.checkpoint, args.runtime, device, args.amp)
-    recorded = model.info.config
-    cfg = apply_dict(Config(), recorded, f"{args.checkpoint} (config)") if recorded else Config()
+    cfg = model.info.training_config() or Config()
     cfg.eval.rerank = args.rerank
     cfg.eval.flip = args.flip
     cfg.eval.ap_mode = args.ap_mode

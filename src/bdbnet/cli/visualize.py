@@ -40,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
 
     ensure_output_dir(args.output)
     extractor = build_extractor(args)
+    if extractor.model is None:
+        raise CLIError(
+            f"activation maps read the network's feature maps: {args.checkpoint} is an exported "
+            f"{extractor.runtime.info.runtime} graph; pass the PyTorch checkpoint it came from"
+        )
     images, names = [], []
     for path in list_images(args.images):
         try:

@@ -238,7 +238,6 @@ class FeatureExtractor:
         workers: int = 0,
         runtime: str = "auto",
     ) -> None:
-        from bdbnet.config import Config, apply_dict
         from bdbnet.data.pipelines.tensor import TensorRecipe
         from bdbnet.data.transforms import inference_transform
         from bdbnet.inference.runtimes import open_runtime
@@ -252,9 +251,7 @@ class FeatureExtractor:
         # config when the file records one.
         self.model: torch.nn.Module | None = getattr(self.runtime, "model", None)
         info = self.runtime.info
-        self.config = (
-            apply_dict(Config(), info.config, f"{checkpoint} (config)") if info.config else None
-        )
+        self.config = info.training_config()
         self.spec = self.runtime.preprocess  # the file's own preprocessing spec
         self.transform = inference_transform(self.spec)
         self.recipe = TensorRecipe.from_preprocessing(self.spec)

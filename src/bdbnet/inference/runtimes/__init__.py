@@ -24,6 +24,7 @@ __all__ = ["RUNTIMES", "RUNTIME_CHOICES", "InferenceRuntime", "RuntimeInfo", "op
 RUNTIMES = RUNTIME_CHOICES[1:]  # torch, onnxruntime, openvino
 _BY_SUFFIX = {".onnx": "onnxruntime", ".xml": "openvino"}
 _EXPORT_FORMAT = {"onnxruntime": "onnx", "openvino": "openvino", "torch": "safetensors"}
+_KIND = {"onnxruntime": "an ONNX model", "openvino": "an OpenVINO IR", "torch": "PyTorch weights"}
 
 
 def runtime_for(path: str | os.PathLike[str]) -> str:
@@ -52,12 +53,14 @@ def open_runtime(
     if not path.is_file():
         raise CheckpointNotFoundError(f"checkpoint not found: {path}")
     chosen = runtime_for(path) if runtime == "auto" else runtime
+    if chosen == "openvino" and device == "auto":
+        device = "cpu"  # OpenVINO runs on the CPU here, whatever GPU the machine has
     device = resolve_device(device) if isinstance(device, str) else device
     wanted = runtime_for(path)
     if chosen != wanted:
         raise ConfigError(
-            f"{path} is a {wanted} model file; runtime {chosen!r} cannot run it: use --runtime "
-            f"auto, or export it for {chosen} (bdbnet export --format {_EXPORT_FORMAT[chosen]})"
+            f"runtime {chosen!r} cannot run {path} ({_KIND[wanted]}): use --runtime auto, or "
+            f"export it for {chosen} (bdbnet export --format {_EXPORT_FORMAT[chosen]})"
         )
     if chosen == "onnxruntime":
         from bdbnet.inference.runtimes.onnx_model import OnnxRuntime

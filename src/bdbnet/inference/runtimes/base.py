@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from bdbnet.config import Config, apply_dict
 from bdbnet.models.preprocess import Preprocessing
 
 __all__ = ["InferenceRuntime", "RuntimeInfo", "flip_average"]
@@ -35,6 +36,12 @@ class RuntimeInfo:
     precision: str
     weights_sha256: str = ""
     config: dict[str, Any] | None = None
+
+    def training_config(self) -> Config | None:
+        """:attr:`config` as a :class:`~bdbnet.config.Config` (``None`` when not recorded)."""
+        if not self.config:
+            return None
+        return apply_dict(Config(), self.config, f"{self.path} (config)")
 
 
 @runtime_checkable

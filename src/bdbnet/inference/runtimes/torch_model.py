@@ -48,7 +48,6 @@ class TorchRuntime:
             weights_sha256=state_dict_sha256(self.model.state_dict()),
             config=cfg.to_dict(),
         )
-        self.config = cfg
 
     def embed(self, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
         return embed_batch(self.model, images, flip, self.amp, self.channels_last).cpu()
