@@ -176,3 +176,13 @@ def test_evaluate_an_exported_model_with_its_checkpoints_protocol(models, tiny_s
         return table.splitlines()[2]  # the data row of the table
 
     assert rank1(models["onnx"]) == rank1(models["pt"]) == rank1(models["xml"])
+
+
+def test_activation_maps_need_the_pytorch_checkpoint(models, tmp_path, capsys):
+    image = tmp_path / "person.png"
+    Image.fromarray(images(1)[0]).save(image)
+    args = ["visualize", "--checkpoint", str(models["onnx"]), str(image)]
+    assert main([*args, "--output", str(tmp_path / "maps")]) == 2
+    err = capsys.readouterr().err
+    assert "is an exported onnxruntime graph; pass the PyTorch checkpoint" in err
+    assert "Traceback" not in err
