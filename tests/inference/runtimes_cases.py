@@ -186,3 +186,50 @@ def test_activation_maps_need_the_pytorch_checkpoint(models, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "is an exported onnxruntime graph; pass the PyTorch checkpoint" in err
     assert "Traceback" not in err
+
+
+def test_export_for_boxmot_writes_its_sidecar_and_component_config(models, tmp_path, capsys):
+    """What boxmot 25 reads to load the export with no option written by hand (checked against
+    boxmot itself outside the suite: its features of a frame's boxes matched get_features)."""
+    import json
+
+    import yaml
+
+    from bdbnet.files import file_sha256
+
+    output = tmp_path / "bdb.onnx"
+    args = ["export", "--checkpoint", str(models["pt"]), "--format", "onnx", "--for", "boxmot"]
+    assert main([*args, "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    config = yaml.safe_load((tmp_path / "bdb.boxmot.yaml").read_text())
+    assert config == {
+        "backend": "onnx",
+        "artifact": {"path": "bdb.onnx", "sha256": file_sha256(output)},
+        "device": "cpu",
+        "precision": "fp32",
+        "preprocessing": "resize",
+        "options": {"embedding_dim": 1536, "image_size": [32, 16]},
+    }
+    sidecar = json.loads((tmp_path / "bdb.onnx.metadata.json").read_text())
+    assert sidecar["schema_version"] == 1 and sidecar["model_kwargs"] == {"img_size": [32, 16]}
+    assert sidecar["preprocess"] == "resize" and sidecar["bdbnet"]["output"]["shape"][-1] == 1536
+    assert f"wrote {tmp_path / 'bdb.boxmot.yaml'}" in printed
+    assert main([*args[:-2], "--format", "torchscript", "--for", "boxmot", "--output", "x.pt"]) == 2
+    assert "--for boxmot needs --format onnx or --format openvino" in capsys.readouterr().err
+
+
+def test_int8_calibrates_on_a_datasets_train_split(models, tiny_synthetic, tmp_path, capsys):
+    output = tmp_path / "m8.xml"
+    args = ["export", "--checkpoint", str(models["pt"]), "--format", "openvino"]
+    args += ["--precision", "int8", "--calibration", f"synthetic={tiny_synthetic}"]
+    assert main([*args, "--output", str(output)]) == 0
+    assert "(openvino int8)" in capsys.readouterr().out
+    assert read_export_metadata(output)["precision"] == "int8"
+    bad = [
+        "--calibration",
+        f"synthetic={tmp_path / 'missing'}",
+        "--output",
+        str(tmp_path / "x.xml"),
+    ]
+    assert main([*args[:-2], *bad]) == 2
+    assert "Traceback" not in capsys.readouterr().err and not (tmp_path / "x.xml").exists()

@@ -36,8 +36,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         """,
         """
         bdbnet export --checkpoint last.pt --format onnx --output bdb.onnx
+        bdbnet export --checkpoint last.pt --format onnx --for boxmot --output bdb.onnx
         bdbnet export --checkpoint last.pt --format openvino --precision int8 \\
-            --calibration data/market1501/bounding_box_train --output bdb_int8.xml
+            --calibration market1501=data/market1501 --output bdb_int8.xml
         bdbnet export --checkpoint last.pt --format safetensors --output bdb.safetensors
         """,
     )
@@ -70,19 +71,53 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="openvino only for fp16 and int8 (see above)",
     )
     p.add_argument(
+        "--for",
+        dest="tracker",
+        default=None,
+        choices=["boxmot"],
+        help="also write the files a tracking package reads (boxmot: <output>.metadata.json "
+        "and <output stem>.boxmot.yaml, its ReID component config)",
+    )
+    p.add_argument(
         "--calibration",
         default=None,
-        metavar="DIR",
-        help="images (a folder, searched recursively) calibrating --precision int8; at most "
-        "300 are used",
+        metavar="DIR|NAME=ROOT",
+        help="images calibrating --precision int8: a folder (searched recursively) or "
+        "NAME=ROOT, the train split of a dataset (`bdbnet datasets`); at most 300, spread over "
+        "it, are used",
     )
     p.set_defaults(func=run)
     return p
 
 
-def run(args: argparse.Namespace) -> int:
+def calibration_images(source: str) -> list[str]:
+    """The images ``--calibration`` names: a folder's, or the train split of ``NAME=ROOT``
+    (never a test split), spread evenly when there are more than the quantiser uses."""
+    from bdbnet.data import list_datasets
     from bdbnet.inference import list_images
-    from bdbnet.inference.export import check_precision, export_checkpoint, read_export_metadata
+    from bdbnet.inference.export_openvino import CALIBRATION_LIMIT
+
+    name, sep, root = source.partition("=")
+    if sep and name.lower() in list_datasets():
+        from bdbnet.data import build_dataset
+
+        paths = [str(r.path) for r in build_dataset(name, root).train]
+        where = f"the train split of {name} at {root}"
+    else:
+        paths, where = list_images(source), f"the calibration folder {source}"
+    if not paths:
+        raise CLIError(f"no images in {where}")
+    step = max(1, len(paths) // CALIBRATION_LIMIT)
+    return paths[::step][:CALIBRATION_LIMIT]
+
+
+def run(args: argparse.Namespace) -> int:
+    from bdbnet.inference.export import (
+        check_precision,
+        export_checkpoint,
+        exported_sidecars,
+        read_export_metadata,
+    )
     from bdbnet.outputs import ensure_output_file
 
     size = None
@@ -96,14 +131,21 @@ def run(args: argparse.Namespace) -> int:
     if args.precision == "int8":
         if not args.calibration:
             raise CLIError("--precision int8 needs --calibration DIR (images like the model's)")
-        calibration = list_images(args.calibration)
-        if not calibration:
-            raise CLIError(f"no images in the calibration folder {args.calibration}")
+        calibration = calibration_images(args.calibration)
     elif args.calibration:
         raise CLIError("--calibration is for --precision int8")
+    if args.tracker and args.format not in ("onnx", "openvino"):
+        raise CLIError(f"--for {args.tracker} needs --format onnx or --format openvino")
     try:
         path = export_checkpoint(
-            args.checkpoint, args.output, args.format, size, args.opset, args.precision, calibration
+            args.checkpoint,
+            args.output,
+            args.format,
+            size,
+            args.opset,
+            args.precision,
+            calibration,
+            tracker=args.tracker,
         )
         meta = read_export_metadata(path)
     except ImportError as err:
@@ -115,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
             f"{json.dumps(meta['preprocess'])}"
         )
         return 0
+    for sidecar in exported_sidecars(path, args.tracker):
+        print(f"wrote {sidecar}")
     print(
         f"wrote {path} ({args.format} {args.precision}): input {meta['input']['shape']} -> output "
         f"{meta['output']['shape']}; preprocessing: {json.dumps(meta['preprocess'])}"

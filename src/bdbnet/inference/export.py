@@ -162,6 +162,7 @@ def export_checkpoint(
     opset: int = 17,
     precision: str = "fp32",
     calibration: Sequence[str] = (),
+    tracker: str | None = None,
 ) -> Path:
     """Export ``checkpoint`` (ours or an official ``*.pth.tar``) to ``output``.
 
@@ -170,7 +171,9 @@ def export_checkpoint(
     dynamic. The metadata's ``preprocess.resize`` is always the graph's input size, so a
     deployment that follows it feeds the graph what it expects. ``precision`` ``fp16`` and
     ``int8`` need ``format="openvino"``; ``int8`` is calibrated on the ``calibration`` image
-    paths. Returns ``output``.
+    paths. ``tracker="boxmot"`` also writes the files boxmot reads
+    (:mod:`~bdbnet.inference.export_trackers`; checked before anything is written). Returns
+    ``output``.
     """
     from bdbnet.models.loading import load_trained_model
     from bdbnet.models.weights import state_dict_sha256
@@ -188,6 +191,11 @@ def export_checkpoint(
     check_input_size(int(h), int(w), "export input size", model.input_stride)
     spec = spec.with_size(h, w)  # the graph's size, whatever the recipe's
     h, w = spec.size
+    output = Path(output)
+    if tracker is not None:
+        from bdbnet.inference.export_trackers import check_tracker
+
+        check_tracker(tracker, spec, output)
     weights = state_dict_sha256(model.state_dict())
     calibration_inputs = None
     if precision == "int8":  # quantised weights give other features: another identity
@@ -206,19 +214,31 @@ def export_checkpoint(
         weights_sha256=weights,
         config=cfg.to_dict(),
     )
-    output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
     model.eval()
     if format == "openvino":
         from bdbnet.inference.export_openvino import export_openvino
 
-        return export_openvino(model, meta, output, precision, calibration_inputs)
-    if format == "onnx":
+        export_openvino(model, meta, output, precision, calibration_inputs)
+    elif format == "onnx":
         _export_onnx(model, example, output, meta, opset)
     else:
         _export_torchscript(model, example, output, meta)
+    if tracker is not None:
+        from bdbnet.inference.export_trackers import write_tracker_files
+
+        write_tracker_files(tracker, output, meta)
     return output
+
+
+def exported_sidecars(path: str | os.PathLike[str], tracker: str | None) -> list[Path]:
+    """The files ``export_checkpoint(..., tracker=tracker)`` wrote beside ``path``."""
+    if tracker is None:
+        return []
+    from bdbnet.inference.export_trackers import tracker_files
+
+    return tracker_files(tracker, Path(path))
 
 
 def read_export_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
