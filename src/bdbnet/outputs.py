@@ -21,7 +21,10 @@ from pathlib import Path
 
 from bdbnet.errors import OutputError
 
-__all__ = ["ensure_output_dir", "ensure_output_file"]
+__all__ = ["PICTURE_FORMATS", "ensure_output_dir", "ensure_output_file"]
+
+#: Picture suffix -> the format it is written in (ranked lists, activation maps, curves).
+PICTURE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
 def ensure_output_dir(path: str | os.PathLike[str], what: str = "output folder") -> Path:

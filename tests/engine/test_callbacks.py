@@ -64,6 +64,7 @@ def test_the_command_line_exits_2_with_the_message(tiny_synthetic, tmp_path, cap
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "error: non-finite loss: global/triplet = nan" in err and "epoch 1, iteration 1" in err
+    assert "no checkpoint was written yet" in err and "last good checkpoint" not in err
     assert "Traceback" not in err
     assert not (tmp_path / "last.pt").exists()  # no checkpoint of a broken model
 

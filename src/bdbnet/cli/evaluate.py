@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from bdbnet.data import build_dataset
     from bdbnet.data.checks import check_splits
     from bdbnet.evaluation.report import AP_KEYS
+    from bdbnet.files import atomic_write
     from bdbnet.inference.dataset_eval import evaluate_model
     from bdbnet.inference.runtimes import open_runtime
     from bdbnet.outputs import ensure_output_dir, ensure_output_file
@@ -183,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
         if report.rank is not None:
             payload["cmc"] = report.cmc
             payload["num_valid_queries"] = report.num_valid_queries
-        Path(args.json).write_text(json.dumps(payload, indent=2))
+        text = json.dumps(payload, indent=2).encode()
+        atomic_write(args.json, lambda f: f.write(text))
         print(f"wrote {args.json}")
     if args.save_run:
         saved = save_run(report, splits, args.save_run, cfg=cfg, checkpoint=args.checkpoint)

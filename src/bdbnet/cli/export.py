@@ -113,6 +113,8 @@ def calibration_images(source: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from bdbnet.inference.export import (
+        check_input_size,
+        check_opset,
         check_precision,
         export_checkpoint,
         exported_sidecars,
@@ -127,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
         size = (args.height, args.width)
     ensure_output_file(args.output, SUFFIXES[args.format])
     check_precision(args.format, args.precision)
+    if args.format == "onnx":
+        check_opset(args.opset)
+    if size is not None:
+        check_input_size(*size, "export input size")
     calibration: list[str] = []
     if args.precision == "int8":
         if not args.calibration:

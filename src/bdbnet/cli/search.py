@@ -66,13 +66,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from bdbnet.data.records import ImageRecord
     from bdbnet.inference import GalleryIndex, IndexMismatchError, labels_from_paths
-    from bdbnet.outputs import ensure_output_file
+    from bdbnet.outputs import PICTURE_FORMATS, ensure_output_file
     from bdbnet.visualization import draw_ranked_list
 
     if args.save_index:
         check_index_output(args.save_index)
     if args.output:
-        ensure_output_file(args.output, what="--output picture")
+        ensure_output_file(args.output, tuple(PICTURE_FORMATS), what="--output picture")
     extractor = build_extractor(args)
     if len(args.gallery) == 1 and GalleryIndex.is_index_file(args.gallery[0]):
         index = GalleryIndex.load(args.gallery[0])

@@ -26,6 +26,7 @@ from bdbnet.engine.callbacks import (
 )
 from bdbnet.engine.schedule import build_scheduler
 from bdbnet.errors import ConfigError, DataError, OutputError
+from bdbnet.files import atomic_write
 from bdbnet.losses import BDBLoss
 from bdbnet.models import create_model, model_kwargs_from_config
 from bdbnet.models.loading import checkpoint_metadata, load_checkpoint
@@ -160,7 +161,8 @@ class TrainerParts:
     def write_config(self) -> None:
         """``config.yaml`` of the run (rank 0 only: other ranks have no ``config_file``)."""
         if self.config_file is not None:
-            self.config_file.write_text(self.cfg.to_yaml())
+            text = self.cfg.to_yaml().encode()
+            atomic_write(self.config_file, lambda f: f.write(text))
 
 
 def build_trainer_parts(

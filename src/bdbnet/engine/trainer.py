@@ -211,10 +211,15 @@ class Trainer:
                     ctx=self.ctx,
                 )
             except NonFiniteError as err:
+                kept = (
+                    f"the last good checkpoint (epoch {self.epoch}) is kept"
+                    if self.epoch
+                    else "no checkpoint was written yet (the first epoch did not finish)"
+                )
                 raise TrainingError(
                     f"{err.what} at epoch {self.epoch + 1}, iteration {i + 1} of {steps} "
-                    f"(step {self.step + 1}); the weights were not updated and the last good "
-                    f"checkpoint (epoch {self.epoch}) is kept: lower optim.lr or check the data"
+                    f"(step {self.step + 1}); the weights were not updated and {kept}: lower "
+                    "optim.lr or check the data"
                 ) from None
             self.step += 1
             for k, v in loss.terms.items():

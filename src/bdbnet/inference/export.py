@@ -19,6 +19,7 @@ in the file as JSON, so the file alone is enough:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 
 from bdbnet.errors import ConfigError, DataError
-from bdbnet.files import file_sha256
+from bdbnet.files import atomic_write, file_sha256
 from bdbnet.version import __version__
 
 __all__ = [
@@ -78,10 +79,11 @@ def _export_onnx(
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.simplefilter("ignore", category=FutureWarning)
         # The TorchScript-based exporter: fast, exact for this plain conv net, dynamic batch.
+        buffer = io.BytesIO()
         torch.onnx.export(
             model,
             (example,),
-            str(output),
+            buffer,
             input_names=["images"],
             output_names=["features"],
             dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
@@ -89,11 +91,11 @@ def _export_onnx(
             do_constant_folding=True,
             dynamo=False,
         )
-    proto = onnx.load(str(output))
+    proto = onnx.load_from_string(buffer.getvalue())
     onnx.helper.set_model_props(
         proto, {"bdbnet": json.dumps(meta), "preprocess": json.dumps(meta["preprocess"])}
     )
-    onnx.save(proto, str(output))
+    atomic_write(output, lambda f: f.write(proto.SerializeToString()))
 
 
 def _export_torchscript(
@@ -103,7 +105,10 @@ def _export_torchscript(
         warnings.simplefilter("ignore", category=FutureWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)
         traced = torch.jit.trace(model, example, check_trace=False)
-        torch.jit.save(traced, str(output), _extra_files={EXTRA_FILE: json.dumps(meta)})
+        # Saved to memory first: torch.jit.save to a full disk aborts the process.
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(meta)})
+    atomic_write(output, lambda f: f.write(buffer.getvalue()))
 
 
 def _export_safetensors(
@@ -132,10 +137,30 @@ def _export_safetensors(
     return output
 
 
+#: The largest export input side: tracing at 4096x4096 already takes several GB (the graph's
+#: activations grow with the pixels: 16000x16000 tried to allocate 32 GB).
+MAX_INPUT_SIDE = 4096
+#: Opsets of torch's TorchScript-based ONNX exporter (the one bdbnet uses).
+OPSETS = range(7, 21)
+
+
+def check_opset(opset: int) -> None:
+    if opset not in OPSETS:
+        raise ConfigError(
+            f"ONNX opset {opset} is not one the exporter writes: use {OPSETS.start} to "
+            f"{OPSETS.stop - 1} (default 17)"
+        )
+
+
 def check_input_size(height: int, width: int, what: str = "input size", stride: int = 16) -> None:
     """The rule training applies (:func:`bdbnet.config.validate`): sizes are multiples of the
     model's ``input_stride`` (the model contract; BDB's total stride is 16 with last stride 1),
-    so that its maps tile the input."""
+    so that its maps tile the input, and at most :data:`MAX_INPUT_SIDE`."""
+    if max(height, width) > MAX_INPUT_SIDE:
+        raise ConfigError(
+            f"{what} {height}x{width}: sides above {MAX_INPUT_SIDE} are refused (tracing needs "
+            "memory in proportion to the pixels); re-ID models use e.g. 384x128"
+        )
     if height < stride or width < stride or height % stride or width % stride:
         raise ConfigError(
             f"{what} {height}x{width} must be multiples of {stride} (the network's total "
@@ -181,6 +206,8 @@ def export_checkpoint(
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {format!r}")
     check_precision(format, precision)
+    if format == "onnx":
+        check_opset(opset)
     if precision == "int8" and not calibration:
         raise DataError("INT8 quantisation needs calibration images (--calibration DIR)")
     model, cfg = load_trained_model(checkpoint, "cpu")

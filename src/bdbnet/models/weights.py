@@ -15,11 +15,11 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from bdbnet.files import atomic_write
 from bdbnet.models.official import CheckpointError
 
 __all__ = [
@@ -84,9 +84,8 @@ def write_safetensors(
         "tensors": len(tensors),
         "weights_sha256": state_dict_sha256(tensors),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    st.torch.save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(meta)})
+    blob = st.torch.save(tensors, metadata={METADATA_KEY: json.dumps(meta)})
+    atomic_write(path, lambda f: f.write(blob))
     return meta
 
 

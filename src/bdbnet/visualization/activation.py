@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from bdbnet.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from bdbnet.runtime.device import eval_mode
+from bdbnet.visualization.saving import save_picture
 
 __all__ = ["activation_maps", "colorize", "draw_activation_maps", "overlay"]
 
@@ -135,10 +136,7 @@ def draw_activation_maps(
             label = name if len(name) <= 3 * cw // 7 else name[: 3 * cw // 7 - 2] + ".."
             draw.text((pad, y + ch + 1), label, fill=(0, 0, 0), font=font)
     _colour_scale(canvas, draw, font, cols * (cw + pad) + pad, title_h, min(ch, rows_h))
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(output)
-    return output
+    return save_picture(canvas, output)
 
 
 def _colour_scale(

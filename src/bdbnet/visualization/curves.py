@@ -102,10 +102,11 @@ def _integer_ticks(ax: Any) -> None:
 
 
 def _save(plt, fig, output: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` as a PNG (creating the folder) and free it."""
+    """Write ``fig`` (creating the folder) and free it."""
+    from bdbnet.visualization.saving import save_figure
+
     fig.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=110)
-    plt.close(fig)
-    return output
+    try:
+        return save_figure(fig, output)
+    finally:
+        plt.close(fig)

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from bdbnet.data.images import read_image
 from bdbnet.data.records import ImageRecord
 from bdbnet.evaluation.ranked_lists import scored_topk, worst_queries
+from bdbnet.visualization.saving import save_picture
 
 GREEN, RED, GREY = (40, 180, 60), (220, 40, 40), (160, 160, 160)
 
@@ -81,10 +82,7 @@ def draw_ranked_list(
             paste(item, col, row, colour)
     if annotated:
         _legend(draw, font, canvas.size[1] - bottom + 5, show_labels)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(output)
-    return output
+    return save_picture(canvas, output)
 
 
 def _caption(
