@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from bdbnet.data import build_dataset
     from bdbnet.data.checks import check_training_run
     from bdbnet.engine.resume import resume_config
+    from bdbnet.engine.run_lock import acquire_run_lock
     from bdbnet.engine.trainer import Trainer
     from bdbnet.runtime.distributed import (
         init_distributed,
@@ -105,13 +106,16 @@ def run(args: argparse.Namespace) -> int:
         for note in notes:
             say(note)
         splits = build_dataset(cfg.data.dataset, cfg.data.root)
-        # checked on rank 0 only (every image opened once), its error raised on every rank
-        on_main(
-            ctx,
-            lambda: check_training_run(
+
+        # checked on rank 0 only (every image opened once), its error raised on every rank;
+        # rank 0 also takes the folder's run lock here, so a busy folder stops every rank
+        def check() -> None:
+            check_training_run(
                 splits, cfg.data, output, not args.skip_image_check, cfg.train.progress
-            ),
-        )
+            )
+            acquire_run_lock(output)
+
+        on_main(ctx, check)
         trainer = Trainer.from_config(cfg, splits, output, resume=resume, ctx=ctx)
         if ctx.distributed:
             say(f"distributed: {ctx.world_size} processes on {ctx.device.type}")

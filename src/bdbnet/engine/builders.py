@@ -23,7 +23,9 @@ from bdbnet.engine.callbacks import (
     Evaluation,
     KeepBest,
     MetricsLogging,
+    RunLockRelease,
 )
+from bdbnet.engine.run_lock import acquire_run_lock, release_run_lock
 from bdbnet.engine.schedule import build_scheduler
 from bdbnet.errors import ConfigError, DataError, OutputError
 from bdbnet.files import atomic_write
@@ -191,8 +193,26 @@ def build_trainer_parts(
             f"{output} already holds a run ({last}): pass --resume to continue it, or choose "
             "another --output"
         )
-    if ctx.is_main:
+    if ctx.is_main:  # one run per folder: rank 0 holds the lock until training ends
         output.mkdir(parents=True, exist_ok=True)
+        acquire_run_lock(output)
+    try:
+        return _build_parts(cfg, splits, output, last, resume, ctx, amp)
+    except BaseException:
+        release_run_lock(output)
+        raise
+
+
+def _build_parts(
+    cfg: Config,
+    splits: DatasetSplits,
+    output: Path,
+    last: Path,
+    resume: bool,
+    ctx: DistContext,
+    amp: str,
+) -> TrainerParts:
+    """:func:`build_trainer_parts` once the runtime is set up and the folder is locked."""
     # the model and what its checkpoints say of it
     num_classes = splits.num_train_pids
     model = build_model(cfg, num_classes).to(ctx.device)
@@ -214,6 +234,7 @@ def build_trainer_parts(
     callbacks += [
         Checkpointing(output, metadata, cfg.train.checkpoint_every, cfg.train.keep_checkpoints),
         evaluation,
+        RunLockRelease(output),  # last: after every other callback's end of the run
     ]
     arguments = dict(
         model=model,
