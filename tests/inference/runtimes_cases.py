@@ -233,3 +233,11 @@ def test_int8_calibrates_on_a_datasets_train_split(models, tiny_synthetic, tmp_p
     ]
     assert main([*args[:-2], *bad]) == 2
     assert "Traceback" not in capsys.readouterr().err and not (tmp_path / "x.xml").exists()
+
+
+def test_export_takes_pytorch_weights_not_an_exported_graph(models, tmp_path, capsys):
+    args = ["export", "--checkpoint", str(models["onnx"]), "--format", "onnx"]
+    assert main([*args, "--output", str(tmp_path / "again.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "m.onnx is already an exported graph: export takes PyTorch weights" in err
+    assert not (tmp_path / "again.onnx").exists()

@@ -208,6 +208,13 @@ def export_checkpoint(
     check_precision(format, precision)
     if format == "onnx":
         check_opset(opset)
+    from bdbnet.inference.runtimes import runtime_for
+
+    if runtime_for(checkpoint) != "torch":
+        raise ConfigError(
+            f"{checkpoint} is already an exported graph: export takes PyTorch weights (our .pt, "
+            "an exported .safetensors or an official .pth.tar)"
+        )
     if precision == "int8" and not calibration:
         raise DataError("INT8 quantisation needs calibration images (--calibration DIR)")
     model, cfg = load_trained_model(checkpoint, "cpu")
