@@ -18,7 +18,7 @@ from bdbnet.data.image_dataset import ImageDataset
 from bdbnet.data.pipelines.decode import decode_file, decoded_batches
 from bdbnet.data.pipelines.tensor import TensorRecipe, channel_statistics, normalise
 from bdbnet.data.records import ImageRecord
-from bdbnet.inference.runtimes.base import InferenceRuntime
+from bdbnet.inference.runtimes.base import InferenceRuntime, flip_average
 from bdbnet.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from bdbnet.runtime.device import eval_mode
 from bdbnet.runtime.precision import autocast
@@ -38,10 +38,7 @@ def embed_batch(
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     with autocast(images.device, amp):
-        feats = model(images).float()
-        if flip:
-            feats = (feats + model(torch.flip(images, dims=[3])).float()) / 2
-    return feats
+        return flip_average(lambda x: model(x).float(), images, flip)
 
 
 def stack_features(

@@ -380,9 +380,10 @@ class FeatureExtractor:
         """The evaluation's extraction loop with this extractor's settings."""
         from bdbnet.inference.embed import embed_all
 
+        # amp and channels_last are the runtime's own (set when it was opened)
         return embed_all(
-            self.runtime, batches, self.device, self.flip, self.amp, self.channels_last,
-            self.recipe.mean, self.recipe.std,
+            self.runtime, batches, self.device, self.flip,
+            mean=self.recipe.mean, std=self.recipe.std,
         )  # fmt: skip
 
     def __repr__(self) -> str:
