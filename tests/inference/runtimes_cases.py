@@ -7,6 +7,9 @@ Run in an interpreter of their own by ``test_runtimes.py`` (see there why); on t
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -168,12 +171,18 @@ def test_the_export_command_refuses_what_it_cannot_write(models, tmp_path, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # nothing written
 
 
-def test_evaluate_an_exported_model_with_its_checkpoints_protocol(models, tiny_synthetic, capsys):
+def test_evaluate_an_exported_model_with_its_checkpoints_protocol(models, tiny_synthetic):
+    """``bdbnet evaluate`` as users run it, one model per process (the PyTorch checkpoint's
+    images through forked DataLoader workers, the exported graphs' through threads)."""
+
     def rank1(model: str) -> str:
-        args = ["evaluate", "--checkpoint", str(model), "--dataset", "synthetic"]
-        assert main([*args, "--root", str(tiny_synthetic), "--quiet", "--amp", "none"]) == 0
-        table = capsys.readouterr().out
-        return table.splitlines()[2]  # the data row of the table
+        args = ["evaluate", "--checkpoint", str(model), "--dataset", "synthetic", "--quiet"]
+        args += ["--root", str(tiny_synthetic), "--amp", "none", "--workers", "2"]
+        done = subprocess.run(
+            [sys.executable, "-m", "bdbnet", *args], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout.splitlines()[2]  # the data row of the table
 
     assert rank1(models["onnx"]) == rank1(models["pt"]) == rank1(models["xml"])
 

@@ -73,8 +73,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--workers",
         type=int_at_least(0),
         default=2,
-        help="data-loading worker processes (decoding threads when the checkpoint's "
-        "data.pipeline is tensor)",
+        help="data-loading worker processes (decoding threads for an exported .onnx/.xml, "
+        "or when the checkpoint's data.pipeline is tensor)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_image_check_option(p)

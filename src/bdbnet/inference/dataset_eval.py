@@ -46,7 +46,8 @@ def evaluate_model(
     ``model`` is a PyTorch model (``amp`` and ``channels_last`` are then its inference
     settings, :func:`~bdbnet.inference.embed.embed_batch`: training passes its own) or any
     :class:`~bdbnet.inference.runtimes.InferenceRuntime`, so an exported model is evaluated
-    with the protocol of its checkpoint.
+    with the protocol of its checkpoint (its images decoded in ``cfg.data.workers`` threads,
+    whatever ``data.pipeline`` says: no worker process is forked from a runtime's process).
     """
     ctx = ctx or DistContext(device=device)
     spec = preprocess or model.preprocess
@@ -62,7 +63,12 @@ def evaluate_model(
     )
 
     block = cfg.data.test_batch_size
-    decode = TensorRecipe.from_preprocessing(spec) if cfg.data.pipeline == "tensor" else None
+    # An exported graph's runtime (ONNX Runtime, OpenVINO) has started its thread pools by now;
+    # forking DataLoader workers from such a process is unsafe (TBB's and ORT's threads do not
+    # survive a fork), so its images are decoded in threads, which give the same features.
+    graph = not isinstance(model, torch.nn.Module) and model.info.runtime != "torch"
+    threads = cfg.data.pipeline == "tensor" or graph
+    decode = TensorRecipe.from_preprocessing(spec) if threads else None
 
     def features(records, desc: str) -> torch.Tensor:
         mine = [records[i] for i in shard_range(len(records), ctx, block)]
