@@ -49,8 +49,9 @@ def test_help_documents_every_flag_and_shows_defaults(name, capsys):
     [
         ("search", "--topk TOPK gallery images listed per query (default: 10)"),
         ("search", "--batch-size BATCH_SIZE images per forward pass (default: 32)"),
-        ("evaluate", "--workers WORKERS data-loading worker processes (decoding threads when "
-                     "the checkpoint's data.pipeline is tensor) (default: 2)"),
+        ("evaluate", "--workers WORKERS data-loading worker processes (decoding threads for an "
+                     "exported .onnx/.xml, or when the checkpoint's data.pipeline is tensor) "
+                     "(default: 2)"),
         ("extract", "--workers WORKERS image-decoding threads (0: one per core, at most 8)"),
         ("export", "--opset OPSET ONNX opset (default: 17)"),
         ("synth", "--train-ids TRAIN_IDS identities of the train split (default: 200)"),
