@@ -110,6 +110,27 @@ def test_ties_follow_index_order():
         np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("tile", [4, 7, 64])
+def test_the_symmetric_pass_over_many_tiles_matches_the_reference(monkeypatch, tile):
+    """From features the joint matrix is computed tile by tile, each off-diagonal tile serving
+    its rows and, transposed, its columns; the neighbour lists merge across tiles. Integer
+    features give exact, tied distances, so the ties at the k-th neighbour (redone from whole
+    rows) are exercised too."""
+    from bdbnet.evaluation import rerank_sources
+
+    monkeypatch.setattr(rerank_sources, "_TILE", tile)
+    rng = np.random.default_rng(7)
+    q = rng.integers(0, 3, size=(13, 3)).astype(np.float32)
+    g = rng.integers(0, 3, size=(41, 3)).astype(np.float32)
+    for k1, k2 in [(5, 3), (20, 6)]:
+        expected = dense_re_ranking(*matrices(q, g), k1, k2)
+        got = re_ranking_features(q, g, k1=k1, k2=k2, chunk_size=3)
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    q, g = clustered(8, 30, 70, dim=16)
+    expected = dense_re_ranking(*matrices(q, g))
+    np.testing.assert_allclose(re_ranking_features(q, g), expected, atol=1e-5, rtol=0)
+
+
 def test_asymmetric_inputs_follow_the_reference_transpose():
     q, g = clustered(7, 8, 30)
     q_g, q_q, g_g = matrices(q, g)

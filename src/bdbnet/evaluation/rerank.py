@@ -77,13 +77,6 @@ def _argsort(keys: torch.Tensor, stable: bool = False) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def _row_ranges(num_query: int, n: int, rows: int) -> Iterator[tuple[int, int]]:
-    """Blocks of rows that never straddle the query/gallery boundary."""
-    for lo, hi in ((0, num_query), (num_query, n)):
-        for s in range(lo, hi, rows):
-            yield s, min(hi, s + rows)
-
-
 class _Neighbours:
     """Steps 1-2: per item, the row maximum and the nearest items by normalised distance.
 
@@ -98,13 +91,7 @@ class _Neighbours:
         self.idx = np.empty((n, fetch), dtype=np.int64)
         self.val = np.empty((n, fetch), dtype=np.float32)
         self.row_max = np.empty(n, dtype=np.float32)
-        for s, e in _row_ranges(source.num_query, n, rows):
-            block, offset = source.ranking_rows(s, e)
-            vals, idx = torch.topk(block, fetch, dim=1, largest=False, sorted=False)
-            mx = block.amax(1)
-            if offset is not None:  # squared distance = clamp(raw + row norm, 0)
-                mx = (mx + offset).clamp_(min=0.0)
-                vals = (vals + offset.unsqueeze(1)).clamp_(min=0.0)
+        for s, e, vals, idx, mx in source.nearest(fetch, rows):
             vals = vals / mx.unsqueeze(1)
             # Order the fetched items by (value, index); values are >= 0, so their float bits
             # are order-preserving integers and the pair fits one int64 key.
@@ -117,13 +104,14 @@ class _Neighbours:
                 # Items beyond the fetched ones are at least as far as the farthest fetched one;
                 # if that one ties with the k-th, a smaller index may hide there: redo the row.
                 bad = np.flatnonzero(self.val[s:e, -1] == self.val[s:e, k - 1])
-                for r in bad.tolist():
-                    full = block[r] if offset is None else (block[r] + offset[r]).clamp_(min=0.0)
-                    full = full / mx[r]
+                for r in (s + bad).tolist():
+                    full = source.rows(r, r + 1)[0]
+                    top = full.max()
+                    full = full / top
                     order = _argsort(full, stable=True)[:fetch]
-                    self.idx[s + r] = order.cpu().numpy()
-                    self.val[s + r] = full[order].cpu().numpy()
-            del block
+                    self.idx[r] = order.cpu().numpy()
+                    self.val[r] = full[order].cpu().numpy()
+                    self.row_max[r] = float(top)
 
     @property
     def ranks(self) -> np.ndarray:

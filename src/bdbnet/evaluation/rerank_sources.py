@@ -7,21 +7,54 @@
   gallery x gallery), as the reference ``re_ranking`` takes them, without building the joint one;
 * :class:`FeatureSource` computes distances from features on the fly, chunked, so no N x N
   matrix ever exists.
+
+Both answer :meth:`DistanceSource.nearest`, the neighbour pass of the algorithm. Given matrices
+are read row block by row block; from Euclidean features the joint distance matrix is computed
+once per *pair* of blocks (:mod:`bdbnet.evaluation.rerank_neighbours`: it is symmetric, so each
+off-diagonal tile serves its rows and, by columns, its columns' rows): half the matrix
+products, which are most of re-ranking's time.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import math
+from collections.abc import Iterator
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 
-from bdbnet.evaluation.distance import ArrayLike, distance_block, prepare_features
+from bdbnet.evaluation.distance import (
+    DEFAULT_BLOCK_ELEMENTS,
+    ArrayLike,
+    distance_block,
+    prepare_features,
+)
+from bdbnet.evaluation.rerank_neighbours import symmetric_nearest
 
-__all__ = ["DistanceSource", "FeatureSource", "MatrixSource", "square"]
+__all__ = ["DistanceSource", "FeatureSource", "MatrixSource", "Nearest", "row_ranges", "square"]
 
 #: Largest query x gallery block kept from the ranking pass for the final blend (512 MiB).
 _KEEP_QG_ELEMENTS = 1 << 27
+#: Side of the square tiles of the symmetric pass (about DEFAULT_BLOCK_ELEMENTS distances).
+_TILE = math.isqrt(DEFAULT_BLOCK_ELEMENTS)
+
+
+class Nearest(NamedTuple):
+    """The nearest items of rows ``start:stop`` (in no particular order) and their row maxima."""
+
+    start: int
+    stop: int
+    values: torch.Tensor  # (rows, fetch) squared distances, clamped at 0
+    index: torch.Tensor  # (rows, fetch) int64 item indices
+    row_max: torch.Tensor  # (rows,) largest squared distance of each row
+
+
+def row_ranges(num_query: int, n: int, rows: int) -> Iterator[tuple[int, int]]:
+    """Blocks of rows that never straddle the query/gallery boundary."""
+    for lo, hi in ((0, num_query), (num_query, n)):
+        for s in range(lo, hi, rows):
+            yield s, min(hi, s + rows)
 
 
 class DistanceSource(Protocol):
@@ -31,8 +64,12 @@ class DistanceSource(Protocol):
     n: int
     device: torch.device
 
-    def ranking_rows(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Rows ``start:stop`` against all items, as ``clamp(block + offset, 0)`` (or block)."""
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        """Squared distances of rows ``start:stop`` to all items (float32)."""
+        ...
+
+    def nearest(self, fetch: int, rows: int) -> Iterator[Nearest]:
+        """Every row's ``fetch`` nearest items, block of about ``rows`` rows by block, in order."""
         ...
 
     def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -42,6 +79,14 @@ class DistanceSource(Protocol):
     def query_gallery(self, start: int, stop: int) -> torch.Tensor:
         """Squared distances of queries ``start:stop`` to the gallery (a fresh float32 block)."""
         ...
+
+
+def nearest_in_rows(source: DistanceSource, fetch: int, rows: int) -> Iterator[Nearest]:
+    """:meth:`DistanceSource.nearest` from whole rows (``source.rows``), one block at a time."""
+    for s, e in row_ranges(source.num_query, source.n, rows):
+        block = source.rows(s, e)
+        values, index = torch.topk(block, fetch, dim=1, largest=False, sorted=False)
+        yield Nearest(s, e, values, index, block.amax(1))
 
 
 def square(x: torch.Tensor) -> torch.Tensor:
@@ -82,8 +127,8 @@ class MatrixSource:
             out[:, nq:] = square(self.g_g[:, a:b].T)
         return out
 
-    def ranking_rows(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.rows(start, stop), None
+    def nearest(self, fetch: int, rows: int) -> Iterator[Nearest]:
+        return nearest_in_rows(self, fetch, rows)
 
     def pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         # Element (i, j) of the transposed joint matrix is joint[j, i].
@@ -118,18 +163,13 @@ class FeatureSource:
         self.num_query, self.n = qf.shape[0], self.x.shape[0]
         self.device = self.x.device
         self.sqn = self.x.pow(2).sum(1)
-        # float32 Euclidean features take a shortcut when ranking: see ranking_rows.
+        # float32 Euclidean features take the symmetric pass: see nearest.
         self.fast = metric == "euclidean" and self.x.dtype == torch.float32
-        # The query x gallery squared distances, kept from the ranking pass for the final blend
-        # (saves a second Q x G matrix product) when they fit in _KEEP_QG_ELEMENTS.
+        # The query x gallery squared distances, kept from the neighbour pass for the final
+        # blend (saves a second Q x G matrix product) when they fit in _KEEP_QG_ELEMENTS.
         nq, ng = self.num_query, self.n - self.num_query
         self._qg: torch.Tensor | None = None
         self._keep_qg = self.fast and nq * ng <= _KEEP_QG_ELEMENTS
-
-    def _raw(self, start: int, stop: int, cols: slice) -> torch.Tensor:
-        """``|y|^2 - 2 x.y`` for rows ``start:stop`` against items ``cols``."""
-        y = self.x[cols]
-        return torch.addmm(self.sqn[cols].unsqueeze(0), self.x[start:stop], y.T, alpha=-2.0)
 
     def _squared(self, start: int, stop: int, cols: slice, diagonal: bool) -> torch.Tensor:
         if self.metric != "euclidean":
@@ -141,7 +181,9 @@ class FeatureSource:
                 start if diagonal else None,
             )
             return square(d)
-        d = self._raw(start, stop, cols).add_(self.sqn[start:stop].unsqueeze(1)).clamp_(min=0.0)
+        y = self.x[cols]
+        d = torch.addmm(self.sqn[cols].unsqueeze(0), self.x[start:stop], y.T, alpha=-2.0)
+        d.add_(self.sqn[start:stop].unsqueeze(1)).clamp_(min=0.0)
         if diagonal:
             rows = torch.arange(stop - start, device=d.device)
             d[rows, rows + start] = 0.0
@@ -150,25 +192,24 @@ class FeatureSource:
     def rows(self, start: int, stop: int) -> torch.Tensor:
         return self._squared(start, stop, slice(None), diagonal=True)
 
-    def ranking_rows(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(block, offset)`` with squared distances ``clamp(block + offset, 0)``.
-
-        Adding the row norms and clamping do not change the order within a row, so ranking can
-        work on the raw matrix product and apply them to the few fetched items only.
-        """
+    def nearest(self, fetch: int, rows: int) -> Iterator[Nearest]:
+        """The neighbour pass; for float32 Euclidean features over the symmetric matrix
+        (:func:`~bdbnet.evaluation.rerank_neighbours.symmetric_nearest`, blocks of
+        ``max(rows, _TILE)`` items), keeping the query x gallery tiles for the final blend."""
         if not self.fast:
-            return self.rows(start, stop), None
-        raw = self._raw(start, stop, slice(None))
-        offset = self.sqn[start:stop]
-        rows = torch.arange(stop - start, device=raw.device)
-        raw[rows, rows + start] = -offset  # the item itself: exactly 0 once the norm is added
+            yield from nearest_in_rows(self, fetch, rows)
+            return
         nq = self.num_query
-        if self._keep_qg and stop <= nq:
-            if self._qg is None:
-                self._qg = torch.empty(nq, self.n - nq, dtype=torch.float32, device=self.device)
-            # the very values query_gallery would compute: (|y|^2 - 2 x.y) + |x|^2, clamped
-            torch.add(raw[:, nq:], offset.unsqueeze(1), out=self._qg[start:stop]).clamp_(min=0.0)
-        return raw, offset
+
+        def keep(s: int, e: int, cs: int, ce: int, tile: torch.Tensor) -> None:
+            if self._keep_qg and e <= nq <= cs:
+                if self._qg is None:
+                    self._qg = torch.empty(nq, self.n - nq, device=self.device)
+                torch.clamp(tile, min=0.0, out=self._qg[s:e, cs - nq : ce - nq])
+
+        blocks = list(row_ranges(nq, self.n, max(rows, _TILE)))
+        for s, e, values, items, top in symmetric_nearest(self.x, self.sqn, blocks, fetch, keep):
+            yield Nearest(s, e, values, items, top)
 
     def query_gallery(self, start: int, stop: int) -> torch.Tensor:
         if self._qg is not None:
