@@ -399,3 +399,59 @@ def test_non_contiguous_distmat():
     b = evaluate_rank(t.T, qp, gp, qc, gc, chunk_size=5)  # a strided view, read in place
     assert a.map_by_mode == b.map_by_mode
     np.testing.assert_array_equal(a.cmc, b.cmc)
+
+
+# ----------------------------------------------------------------------------------------------
+# Unfinished Euclidean blocks (SquaredNormBlock): the finished blocks' metrics, bit for bit
+# ----------------------------------------------------------------------------------------------
+
+
+def finished_blocks(qf, gf, metric, rows):
+    from bdbnet.evaluation.distance import iter_pairwise_distance
+
+    return iter_pairwise_distance(qf, gf, metric, chunk_size=rows)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
+@pytest.mark.parametrize("protocol", ["market1501", "cuhk03"])
+@pytest.mark.parametrize("integer", [False, True], ids=["real", "integer (ties, zeros)"])
+def test_unfinished_blocks_give_the_finished_blocks_metrics(monkeypatch, metric, protocol, integer):
+    """Ranking on ``|y|^2 - 2 x.y`` with thresholds carried back through the row norm, the clamp
+    and the root equals ranking the finished distances, ties and exact zeros included."""
+    from bdbnet.evaluation import reid
+
+    qf, gf, qp, gp, qc, gc = features_problem(3, nq=40, ng=300, dim=24)
+    if integer:  # duplicates and exact ties: integer features, a few copies of the queries
+        qf, gf = np.round(qf * 2), np.round(gf * 2)
+        gf[:10] = qf[:10]
+    args = (qf, gf, qp, gp, qc, gc)
+    kwargs = dict(metric=metric, protocol=protocol, chunk_size=7, max_rank=20)
+    got = evaluate_features(*args, **kwargs)
+    monkeypatch.setattr(reid, "_feature_blocks", finished_blocks)
+    want = evaluate_features(*args, **kwargs)
+    np.testing.assert_array_equal(got.cmc, want.cmc)
+    np.testing.assert_array_equal(got.first_match_rank, want.first_match_rank)
+    assert got.map_by_mode == want.map_by_mode and got.mINP == want.mINP
+
+
+def test_the_raw_bound_is_the_largest_raw_value_within_the_threshold():
+    from bdbnet.evaluation.positive_ranks import SquaredNormBlock
+
+    rng = np.random.default_rng(4)
+    norms = (rng.random(500) * 10.0 ** rng.integers(-3, 4, 500)).astype(np.float32)
+    thr = np.abs(rng.normal(size=500) * norms).astype(np.float32)
+    thr[:5] = [0.0, np.inf, -np.inf, 1e-30, 0.0]
+    for root in (True, False):
+        raw = torch.zeros(500, 1)
+        block = SquaredNormBlock(raw, torch.from_numpy(norms), root, {})
+        bound = block._raw_bounds(thr)
+
+        def finish(r, n, root=root):
+            s = np.maximum(r + n, np.float32(0.0))
+            return np.sqrt(s) if root else s
+
+        has = np.isfinite(bound)
+        assert np.all(finish(bound[has], norms[has]) <= thr[has])
+        above = np.nextafter(bound[has], np.float32(np.inf))
+        assert np.all(finish(above, norms[has]) > thr[has])
+        assert bound[1] == np.inf and bound[2] == -np.inf  # no positive: nothing ranks

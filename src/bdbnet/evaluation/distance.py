@@ -29,12 +29,15 @@ import torch
 
 __all__ = [
     "DEFAULT_BLOCK_ELEMENTS",
+    "FEATURE_BLOCK_ELEMENTS",
     "ArrayLike",
     "Metric",
     "as_tensor",
     "auto_chunk_rows",
     "iter_pairwise_distance",
+    "iter_squared_norm_parts",
     "pairwise_distance",
+    "squared_norm_parts",
     "topk",
 ]
 
@@ -45,6 +48,12 @@ Metric = Literal["euclidean", "sqeuclidean", "cosine"]
 #: big enough for efficient matrix products, small enough to keep the extra memory of every
 #: evaluator far below a gigabyte.
 DEFAULT_BLOCK_ELEMENTS = 1 << 23
+
+#: Elements of a distance block that evaluation computes from features by a matrix product
+#: (64 Mi = 256 MiB in float32). The product's rows set its speed: at 1536-d and MSMT17's 82,161
+#: gallery items, 100 rows (the 8 Mi block) reach about 80% of the machine's matmul rate, 800
+#: rows about 95% (``benchmarks/bench_evaluation.py``).
+FEATURE_BLOCK_ELEMENTS = 1 << 26
 
 _METRICS = ("euclidean", "sqeuclidean", "cosine")
 
@@ -118,6 +127,31 @@ def auto_chunk_rows(num_cols: int, block_elements: int = DEFAULT_BLOCK_ELEMENTS)
     return max(1, int(block_elements // max(1, num_cols)))
 
 
+def squared_norm_parts(
+    xs: torch.Tensor, y: torch.Tensor, y_sqnorm: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(|y|^2 - 2 x.y, |x|^2)``: a squared Euclidean block before its row norms are added
+    and it is clamped at 0 (what :func:`distance_block` finishes, and what
+    :class:`~bdbnet.evaluation.positive_ranks.SquaredNormBlock` ranks without finishing)."""
+    raw = torch.addmm(y_sqnorm.unsqueeze(0), xs, y.T, beta=1.0, alpha=-2.0)
+    return raw, xs.pow(2).sum(1)
+
+
+def iter_squared_norm_parts(
+    x: ArrayLike, y: ArrayLike, rows: int, device: torch.device | str | None = None
+) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
+    """``(start, stop, raw, x_sqnorm)`` of :func:`squared_norm_parts` for blocks of ``rows``
+    rows of ``x`` against ``y``: the Euclidean blocks of :func:`iter_pairwise_distance`,
+    unfinished."""
+    xt, yt = prepare_features(x, y, "euclidean", device)
+    assert yt is not None
+    y_sqnorm = yt.pow(2).sum(1)
+    for start in range(0, xt.shape[0], rows):
+        stop = min(xt.shape[0], start + rows)
+        raw, x_sqnorm = squared_norm_parts(xt[start:stop], yt, y_sqnorm)
+        yield start, stop, raw, x_sqnorm
+
+
 def distance_block(
     xs: torch.Tensor,
     y: torch.Tensor,
@@ -131,8 +165,8 @@ def distance_block(
     else:
         assert y_sqnorm is not None
         # |x|^2 + |y|^2 - 2 x.y, with one fused matrix product and in-place updates only.
-        d = torch.addmm(y_sqnorm.unsqueeze(0), xs, y.T, beta=1.0, alpha=-2.0)
-        d.add_(xs.pow(2).sum(1, keepdim=True)).clamp_(min=0.0)
+        d, x_sqnorm = squared_norm_parts(xs, y, y_sqnorm)
+        d.add_(x_sqnorm.unsqueeze(1)).clamp_(min=0.0)
     if self_offset is not None:
         rows = torch.arange(xs.shape[0], device=d.device)
         cols = rows + self_offset

@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from bdbnet.evaluation.distance import auto_chunk_rows
+from bdbnet.evaluation.distance import DEFAULT_BLOCK_ELEMENTS, auto_chunk_rows
 
 __all__ = [
     "Block",
     "PositiveRanks",
+    "SquaredNormBlock",
     "block_rows",
     "max_rows_for_keys",
     "positive_ranks",
@@ -157,6 +158,79 @@ class Block:
         return flat_t.cpu().numpy(), values.cpu().numpy()
 
 
+def _ordered(bits: np.ndarray) -> np.ndarray:
+    """float32 bit patterns (int32) <-> integers in the floats' order (the map is an involution)."""
+    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
+
+
+class SquaredNormBlock(Block):
+    """A block of Euclidean distances held as its matrix product ``raw = |y|^2 - 2 x.y``.
+
+    A distance is ``finish(raw) = sqrt(max(raw + |x|^2, 0))`` (no root for squared distances),
+    and finishing a whole block is three passes over memory that ranking does not need: the
+    entries that are read (positives, exclusions, candidates, columns) are finished with the
+    same float32 operations, so they have the very values of a finished block, and the
+    threshold pass compares ``raw`` with each row's threshold carried back through ``finish``
+    (monotone): the largest float32 ``raw`` that finishes at or below it, found by bisection
+    over the floats in order. Metrics are identical to those of the finished block.
+    """
+
+    def __init__(
+        self, raw: torch.Tensor, row_sqnorm: torch.Tensor, root: bool, scratch: dict[str, Any]
+    ) -> None:
+        if raw.dtype != torch.float32 or raw.device.type != "cpu":
+            raise ValueError("SquaredNormBlock holds float32 CPU blocks")
+        super().__init__(raw, scratch)
+        self.row_sqnorm = row_sqnorm.numpy()
+        self.root = root
+
+    def _finish(self, raw: np.ndarray, sqnorm: np.ndarray) -> np.ndarray:
+        out = raw + sqnorm
+        np.maximum(out, np.float32(0.0), out=out)
+        if self.root:  # torch's square root, as the finished block's (up to 1 ulp below NumPy's)
+            torch.from_numpy(out).sqrt_()
+        return out
+
+    def gather(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return self._finish(super().gather(rows, cols), self.row_sqnorm[rows])
+
+    def columns(self, cols: np.ndarray) -> np.ndarray:
+        return self._finish(super().columns(cols), self.row_sqnorm[:, None])
+
+    def candidates(self, thr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # The bisection finishes with the correctly rounded root; torch's may be 1 ulp lower,
+        # so the bound is taken one ulp up and the finished values are filtered exactly.
+        loose = np.nextafter(thr.astype(np.float32), np.float32(np.inf)) if self.root else thr
+        flat, raw = super().candidates(self._raw_bounds(loose))
+        values = self._finish(raw, self.row_sqnorm[flat // self.shape[1]])
+        if self.root:
+            keep = values <= thr[flat // self.shape[1]]
+            flat, values = flat[keep], values[keep]
+        return flat, values
+
+    def _raw_bounds(self, thr: np.ndarray) -> np.ndarray:
+        """Per row, the largest float32 ``r`` with ``finish(r) <= thr`` (``-inf`` if none)."""
+        t = thr.astype(np.float32)
+        code = lambda v: _ordered(np.asarray(v, dtype=np.float32).view(np.int32).astype(np.int64))  # noqa: E731
+        lo = np.full(t.shape, code(-np.inf), dtype=np.int64)  # finish(-inf) = 0 <= thr, if any
+        hi = np.full(t.shape, code(np.inf), dtype=np.int64)  # finish(inf) = inf
+        done = t >= np.inf
+        while True:
+            open_ = (hi - lo > 1) & ~done
+            if not open_.any():
+                break
+            mid = (lo + hi) // 2
+            r = _ordered(mid.astype(np.int32)).view(np.float32)
+            square = np.maximum(r + self.row_sqnorm, np.float32(0.0))
+            ok = (np.sqrt(square) if self.root else square) <= t
+            lo = np.where(open_ & ok, mid, lo)
+            hi = np.where(open_ & ~ok, mid, hi)
+        bound = _ordered(lo.astype(np.int32)).view(np.float32)
+        bound = np.where(done, np.float32(np.inf), bound)
+        # no row ranks anything when even finish(-inf) = 0 exceeds its threshold (no positive)
+        return np.where(t >= 0.0, bound, np.float32(-np.inf)).astype(np.float32)
+
+
 def positive_ranks(
     block: Block,
     pos_rows: np.ndarray,
@@ -245,8 +319,11 @@ def positive_ranks(
     return PositiveRanks(p_rows, before + 1, ordinals)
 
 
-def block_rows(num_cols: int, chunk_size: int | None) -> int:
-    rows = chunk_size if chunk_size is not None else auto_chunk_rows(num_cols)
+def block_rows(
+    num_cols: int, chunk_size: int | None, elements: int = DEFAULT_BLOCK_ELEMENTS
+) -> int:
+    """Rows per block: ``chunk_size``, or about ``elements`` distances, within the key limit."""
+    rows = chunk_size if chunk_size is not None else auto_chunk_rows(num_cols, elements)
     if rows < 1:
         raise ValueError("chunk_size must be positive")
     return min(rows, max_rows_for_keys(num_cols))

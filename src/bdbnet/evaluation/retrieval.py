@@ -23,7 +23,13 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from bdbnet.evaluation.distance import ArrayLike, Metric, as_tensor, iter_pairwise_distance
+from bdbnet.evaluation.distance import (
+    FEATURE_BLOCK_ELEMENTS,
+    ArrayLike,
+    Metric,
+    as_tensor,
+    iter_pairwise_distance,
+)
 from bdbnet.evaluation.positive_ranks import Block, block_rows, positive_ranks, ragged_pairs
 
 __all__ = ["evaluate_retrieval", "map_at_r", "recall_at_k"]
@@ -111,7 +117,7 @@ def evaluate_retrieval(
     first_rank = np.zeros(num_q, dtype=np.int64)  # 0: no same-label item
     map_sum = np.zeros(num_q)
     n_pos = np.zeros(num_q, dtype=np.int64)
-    rows_per_block = block_rows(num_g, chunk_size)
+    rows_per_block = block_rows(num_g, chunk_size, FEATURE_BLOCK_ELEMENTS)
     blocks = iter_pairwise_distance(
         qf, None if leave_one_out else gf, metric, chunk_size=rows_per_block
     )
