@@ -427,7 +427,7 @@ def test_unfinished_blocks_give_the_finished_blocks_metrics(monkeypatch, metric,
     args = (qf, gf, qp, gp, qc, gc)
     kwargs = dict(metric=metric, protocol=protocol, chunk_size=7, max_rank=20)
     got = evaluate_features(*args, **kwargs)
-    monkeypatch.setattr(reid, "_feature_blocks", finished_blocks)
+    monkeypatch.setattr(reid, "feature_blocks", finished_blocks)
     want = evaluate_features(*args, **kwargs)
     np.testing.assert_array_equal(got.cmc, want.cmc)
     np.testing.assert_array_equal(got.first_match_rank, want.first_match_rank)

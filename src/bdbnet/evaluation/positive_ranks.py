@@ -23,19 +23,26 @@ and which, being single-threaded, does not stall when other processes share the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from bdbnet.evaluation.distance import DEFAULT_BLOCK_ELEMENTS, auto_chunk_rows
+from bdbnet.evaluation.distance import (
+    DEFAULT_BLOCK_ELEMENTS,
+    auto_chunk_rows,
+    iter_pairwise_distance,
+    iter_squared_norm_parts,
+)
 
 __all__ = [
     "Block",
     "PositiveRanks",
     "SquaredNormBlock",
     "block_rows",
+    "feature_blocks",
     "max_rows_for_keys",
     "positive_ranks",
     "ragged_pairs",
@@ -327,3 +334,22 @@ def block_rows(
     if rows < 1:
         raise ValueError("chunk_size must be positive")
     return min(rows, max_rows_for_keys(num_cols))
+
+
+def feature_blocks(
+    qf: torch.Tensor, gf: torch.Tensor, metric: str, rows: int
+) -> Iterator[tuple[int, int, torch.Tensor | Block]]:
+    """Distance blocks of features; float32 Euclidean ones on the CPU unfinished
+    (:class:`~bdbnet.evaluation.positive_ranks.SquaredNormBlock`: the same metrics, three
+    passes over each block fewer)."""
+    unfinished = (
+        metric in ("euclidean", "sqeuclidean")
+        and qf.device.type == "cpu"
+        and qf.dtype == gf.dtype == torch.float32
+    )
+    if not unfinished:
+        yield from iter_pairwise_distance(qf, gf, metric, chunk_size=rows)
+        return
+    scratch: dict[str, Any] = {}
+    for start, stop, raw, sqnorm in iter_squared_norm_parts(qf, gf, rows):
+        yield start, stop, SquaredNormBlock(raw, sqnorm, metric == "euclidean", scratch)

@@ -40,14 +40,12 @@ from bdbnet.evaluation.distance import (
     ArrayLike,
     Metric,
     as_tensor,
-    iter_pairwise_distance,
-    iter_squared_norm_parts,
 )
 from bdbnet.evaluation.positive_ranks import (
     Block,
     PositiveRanks,
-    SquaredNormBlock,
     block_rows,
+    feature_blocks,
     positive_ranks,
     ragged_pairs,
 )
@@ -476,29 +474,10 @@ def evaluate_features(
         rows = block_rows(num_g, chunk_size)  # re-ranking's Jaccard step holds several blocks
         from bdbnet.evaluation.rerank import iter_re_ranking_features
 
-        blocks: Iterator[tuple[int, int, torch.Tensor]] = iter_re_ranking_features(
+        blocks: Iterator[tuple[int, int, torch.Tensor | Block]] = iter_re_ranking_features(
             qf, gf, k1=k1, k2=k2, lambda_value=lambda_value, metric=metric, chunk_size=rows
         )
     else:
         rows = block_rows(num_g, chunk_size, FEATURE_BLOCK_ELEMENTS)
-        blocks = _feature_blocks(qf, gf, metric, rows)
+        blocks = feature_blocks(qf, gf, metric, rows)
     return _evaluate_blocks(blocks, targets, max_rank, ap_mode, protocol, num_repeats, seed)
-
-
-def _feature_blocks(
-    qf: torch.Tensor, gf: torch.Tensor, metric: str, rows: int
-) -> Iterator[tuple[int, int, torch.Tensor | Block]]:
-    """Distance blocks of features; float32 Euclidean ones on the CPU unfinished
-    (:class:`~bdbnet.evaluation.positive_ranks.SquaredNormBlock`: the same metrics, three
-    passes over each block fewer)."""
-    unfinished = (
-        metric in ("euclidean", "sqeuclidean")
-        and qf.device.type == "cpu"
-        and qf.dtype == gf.dtype == torch.float32
-    )
-    if not unfinished:
-        yield from iter_pairwise_distance(qf, gf, metric, chunk_size=rows)
-        return
-    scratch: dict[str, Any] = {}
-    for start, stop, raw, sqnorm in iter_squared_norm_parts(qf, gf, rows):
-        yield start, stop, SquaredNormBlock(raw, sqnorm, metric == "euclidean", scratch)
