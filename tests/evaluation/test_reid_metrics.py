@@ -455,3 +455,15 @@ def test_the_raw_bound_is_the_largest_raw_value_within_the_threshold():
         above = np.nextafter(bound[has], np.float32(np.inf))
         assert np.all(finish(above, norms[has]) > thr[has])
         assert bound[1] == np.inf and bound[2] == -np.inf  # no positive: nothing ranks
+
+
+def test_large_blocks_scanned_in_threads_give_the_same_metrics(monkeypatch):
+    from bdbnet.evaluation import positive_ranks
+
+    dist, qp, gp, qc, gc = random_problem(9, ng=300, ids=12)
+    want = evaluate_rank(dist, qp, gp, qc, gc, chunk_size=13)
+    monkeypatch.setattr(positive_ranks, "_THREADED_ELEMENTS", 0)  # every block in row ranges
+    monkeypatch.setattr(positive_ranks.os, "cpu_count", lambda: 4)
+    got = evaluate_rank(dist, qp, gp, qc, gc, chunk_size=13)
+    np.testing.assert_array_equal(got.cmc, want.cmc)
+    assert got.map_by_mode == want.map_by_mode and got.mINP == want.mINP

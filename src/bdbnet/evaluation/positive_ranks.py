@@ -23,7 +23,9 @@ and which, being single-threaded, does not stall when other processes share the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,14 +110,33 @@ def ragged_pairs(
     return owner, items
 
 
+#: Blocks of at least this many distances are scanned by row ranges in several threads.
+_THREADED_ELEMENTS = 1 << 22
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _in_threads(part: Callable[[int, int], Any], num_rows: int, elements: int) -> list[Any]:
+    """``part(lo, hi)`` over row ranges covering ``num_rows``, in order: one range for a small
+    block, one per core (at most 4) for a large one. NumPy's passes release the GIL, so the
+    ranges scan in parallel, and a busy core only slows its own range."""
+    global _POOL
+    workers = min(4, os.cpu_count() or 1, num_rows)
+    if elements < _THREADED_ELEMENTS or workers < 2:
+        return [part(0, num_rows)]
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bdbnet-rank")
+    bounds = np.linspace(0, num_rows, workers + 1).astype(int)
+    return list(_POOL.map(part, bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
 class Block:
     """A block of distance rows as the engine sees it.
 
     The passes over the whole block (threshold compare, candidate extraction) run where the
     tensor lives; everything after works on the few extracted values in NumPy. On CPU the block
-    is read through a zero-copy NumPy view: single-threaded NumPy is as fast as torch for these
-    memory-bound passes on an idle machine and several times faster on a busy one, where torch's
-    thread pool stalls on every small operation.
+    is read through a zero-copy NumPy view, by row ranges in a few threads: NumPy is as fast as
+    torch for these memory-bound passes on an idle machine and several times faster on a busy
+    one, where torch's thread pool stalls on every small operation.
     """
 
     def __init__(self, dist: torch.Tensor, scratch: dict[str, Any]) -> None:
@@ -149,11 +170,19 @@ class Block:
             if buf is None or buf.shape[0] < n:
                 buf = self.scratch["cpu"] = np.empty(n, dtype=bool)
             mask = buf[:n].reshape(num_rows, num_cols)
-            np.less_equal(self.np, thr[:, None], out=mask)
-            flat = np.flatnonzero(mask)
-            if self.np.flags.c_contiguous:
-                return flat, self.np.reshape(-1)[flat]
-            return flat, self.np[flat // num_cols, flat % num_cols]
+            dist = self.np
+
+            def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+                np.less_equal(dist[lo:hi], thr[lo:hi, None], out=mask[lo:hi])
+                flat = np.flatnonzero(mask[lo:hi])
+                if dist.flags.c_contiguous:
+                    values = dist[lo:hi].reshape(-1)[flat]
+                else:
+                    values = dist[lo:hi][flat // num_cols, flat % num_cols]
+                return flat + lo * num_cols, values
+
+            parts = _in_threads(part, num_rows, n)
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         key = str(self.t.device)
         buf_t = self.scratch.get(key)
         if buf_t is None or buf_t.numel() < n:
@@ -209,9 +238,10 @@ class SquaredNormBlock(Block):
         # so the bound is taken one ulp up and the finished values are filtered exactly.
         loose = np.nextafter(thr.astype(np.float32), np.float32(np.inf)) if self.root else thr
         flat, raw = super().candidates(self._raw_bounds(loose))
-        values = self._finish(raw, self.row_sqnorm[flat // self.shape[1]])
+        rows = flat // self.shape[1]
+        values = self._finish(raw, self.row_sqnorm[rows])
         if self.root:
-            keep = values <= thr[flat // self.shape[1]]
+            keep = values <= thr[rows]
             flat, values = flat[keep], values[keep]
         return flat, values
 
