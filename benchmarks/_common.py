@@ -41,6 +41,10 @@ def cpu_flags(names: tuple[str, ...] = ("avx2", "avx512f", "avx512_bf16", "amx_b
 def cpu_kind() -> str:
     """The CPU kind a results section is about: with or without native bf16 (the two kinds CI
     runs on; oneDNN and ``amp=auto`` choose different kernels on each)."""
+    if os.environ.get("ATEN_CPU_CAPABILITY") == "avx2" and (
+        os.environ.get("MKL_ENABLE_INSTRUCTIONS") == "AVX2"
+    ):
+        return "CPU capped to AVX2"  # torch's kernels and MKL limited to AVX2 by the user
     flags = cpu_flags().split()
     return "CPU with native bf16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "AVX2-only CPU"
 

@@ -83,6 +83,8 @@ from bdbnet.evaluation import (
     re_ranking_features,
     recall_at_k,
 )
+from bdbnet.evaluation.distance import FEATURE_BLOCK_ELEMENTS
+from bdbnet.evaluation.positive_ranks import block_rows
 
 DEVICE: str | None = None  # where a worker runs our feature-based functions (--device)
 DIM = 1536  # BDB's test feature: 512 (global branch) + 1024 (feature-dropping branch)
@@ -659,7 +661,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[2/5] evaluate_features on {sq} x {sg} ...", flush=True)
         res = run_worker("features", msmt_dir)
         sub = slice(0, min(400, sq))
-        sub_dist = pairwise_distance(msmt["qf"][sub], msmt["gf"])
+        # the reference ranks the very distances evaluate_features computes: products of the
+        # same shape (blocks of FEATURE_BLOCK_ELEMENTS), as BLAS rounds by the shape
+        rows = block_rows(sg, None, FEATURE_BLOCK_ELEMENTS)
+        sub_dist = pairwise_distance(msmt["qf"][sub], msmt["gf"], chunk_size=rows)
         sub_ids = (msmt["q_pids"][sub], msmt["g_pids"], msmt["q_camids"][sub], msmt["g_camids"])
         cmc_s, map_s, _, _ = reference_rank(sub_dist, *sub_ids)
         ours_s = evaluate_features(msmt["qf"][sub], msmt["gf"], *sub_ids)
