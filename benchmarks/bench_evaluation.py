@@ -663,8 +663,8 @@ def main(argv: list[str] | None = None) -> int:
         sub = slice(0, min(400, sq))
         # the reference ranks the very distances evaluate_features computes: products of the
         # same shape (blocks of FEATURE_BLOCK_ELEMENTS), as BLAS rounds by the shape
-        rows = block_rows(sg, None, FEATURE_BLOCK_ELEMENTS)
-        sub_dist = pairwise_distance(msmt["qf"][sub], msmt["gf"], chunk_size=rows)
+        block = block_rows(sg, None, FEATURE_BLOCK_ELEMENTS)
+        sub_dist = pairwise_distance(msmt["qf"][sub], msmt["gf"], chunk_size=block)
         sub_ids = (msmt["q_pids"][sub], msmt["g_pids"], msmt["q_camids"][sub], msmt["g_camids"])
         cmc_s, map_s, _, _ = reference_rank(sub_dist, *sub_ids)
         ours_s = evaluate_features(msmt["qf"][sub], msmt["gf"], *sub_ids)

@@ -249,11 +249,52 @@ def test_a_gallery_file_gone_since_indexing(extractor, person_images, tmp_path):
         assert r.status_code == 404 and "cannot be read on the server" in r.json()["error"]
 
 
-def test_a_full_queue_answers_503(extractor, index, person_images):
-    with client(extractor, index, max_queue=1) as c:
-        r = c.post("/v1/embed", files=[upload(p) for p in person_images[:2]])
+def test_a_full_queue_answers_503(extractor, index, person_images, monkeypatch):
+    """The model is held on one image while another request fills the queue: a third is
+    refused with 503 at once, and everything queued is answered once the model moves on."""
+    gate, busy = threading.Event(), threading.Event()
+    embed = extractor.embed_inputs
+
+    def held(batch):
+        busy.set()
+        gate.wait(30)
+        return embed(batch)
+
+    monkeypatch.setattr(extractor, "embed_inputs", held)
+    with client(extractor, index, max_batch=1, max_queue=2, max_images=2) as c:
+        answers: list[int] = []
+
+        def post(images):
+            answers.append(c.post("/v1/embed", files=[upload(p) for p in images]).status_code)
+
+        first = threading.Thread(target=post, args=(person_images[:1],))
+        first.start()
+        assert busy.wait(30)
+        second = threading.Thread(target=post, args=(person_images[1:3],))
+        second.start()
+        service = c.app.state.service
+        for _ in range(300):  # the second request's two images are queued
+            if service.batcher.pending() == 2:
+                break
+            threading.Event().wait(0.01)
+        r = c.post("/v1/embed", files=[upload(person_images[3])])
         assert r.status_code == 503 and "the server is busy" in r.json()["error"]
+        gate.set()
+        first.join(30)
+        second.join(30)
+        assert answers == [200, 200]
         good_search(c, person_images[0])
+
+
+def test_a_request_larger_than_the_queue_is_refused_at_start(tiny_checkpoint, capsys):
+    """A request of --max-images images must fit the queue, or it would get 503 forever: the
+    command refuses such limits in one line before it loads anything."""
+    with pytest.raises(ValueError, match=r"max_images \(32\) is over max_queue \(4\)"):
+        ServeConfig(max_queue=4)
+    args = ["serve", "--checkpoint", "missing.pt", "--index", "missing.npz", "--max-queue", "4"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "max_images (32) is over max_queue (4)" in err and "Traceback" not in err
 
 
 def test_api_key(extractor, index, person_images):
@@ -318,3 +359,55 @@ def test_serve_help_and_its_errors(tiny_checkpoint, tmp_path, capsys):
         main(["serve", "--checkpoint", ck, "--index", "a.npz", "--run", str(tmp_path)])
     assert exit_.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- host and origin
+def test_a_loopback_server_answers_its_own_names_only(extractor, index, person_images):
+    """DNS rebinding: a page of attacker.example whose name resolves to 127.0.0.1 reaches a
+    loopback server with its own Host header; it is refused before any route (no info, no
+    gallery, no model), while the loopback names (any port, any case) are served."""
+    hosts = ["localhost", "127.0.0.1", "::1", "cameras.internal"]
+    with TestClient(create_app(extractor, index, allowed_hosts=hosts)) as c:
+        for host in ("attacker.example", "attacker.example:8000", "127.0.0.2"):
+            for method, path in (("GET", "/v1/info"), ("GET", "/v1/gallery/0/image")):
+                r = c.request(method, path, headers={"Host": host})
+                assert r.status_code == 421, host
+                assert "does not answer to the host" in r.json()["error"]
+                assert "--allowed-host" in r.json()["error"]
+        for host in ("LOCALHOST:8000", "127.0.0.1:8000", "[::1]:8000", "cameras.internal"):
+            assert c.get("/v1/info", headers={"Host": host}).status_code == 200, host
+
+
+def test_posts_from_pages_of_other_origins_are_refused(extractor, index, person_images):
+    files = [upload(person_images[0])]
+    with TestClient(create_app(extractor, index, allowed_hosts=["127.0.0.1"])) as c:
+        head = {"Host": "127.0.0.1:8000"}
+        r = c.post("/v1/search", files=files, headers={**head, "Origin": "http://evil.example"})
+        assert r.status_code == 403 and "evil.example" in r.json()["error"]
+        same = {**head, "Origin": "http://127.0.0.1:8000"}  # the server's own page
+        assert c.post("/v1/search", files=files, headers=same).status_code == 200
+        assert c.post("/v1/search", files=files, headers=head).status_code == 200  # no browser
+    with TestClient(create_app(extractor, index)) as c:  # any host; pages of that host only
+        head = {"Host": "gallery.example"}
+        evil = {**head, "Origin": "https://evil.example"}
+        assert c.post("/v1/search", files=files, headers=evil).status_code == 403
+        own = {**head, "Origin": "https://gallery.example"}
+        assert c.post("/v1/search", files=files, headers=own).status_code == 200
+
+
+def test_bad_and_busy_ports_are_one_line_errors_before_the_model_loads(capsys):
+    import socket
+
+    base = ["serve", "--checkpoint", "missing.pt", "--index", "missing.npz"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*base, "--port", "70000"])
+    assert exit_.value.code == 2
+    assert "must be an integer from 0 to 65535; got 70000" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main([*base, "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot serve on 127.0.0.1:{port}" in err and "pick another --port" in err
+    assert "Traceback" not in err and "serve:" not in capsys.readouterr().out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = ["ENV_API_KEY", "add_parser", "run"]
 
 ENV_API_KEY = "BDBNET_API_KEY"
 NON_NEGATIVE = int_at_least(0)
+PORT = int_at_least(0, 65535)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -50,7 +52,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     source.add_argument("--index", help="gallery index to search (bdbnet extract --output)")
     source.add_argument("--run", metavar="DIR", help="saved evaluation to browse")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=NON_NEGATIVE, default=8000, help="default 8000 (0: any free)")
+    p.add_argument("--port", type=PORT, default=8000, help="default 8000 (0: any free)")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name this server answers to besides localhost, 127.0.0.1 and ::1 "
+        "(repeatable); a non-loopback bind without it answers any name",
+    )
     p.add_argument(
         "--api-key",
         default=None,
@@ -143,11 +153,28 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
+def check_port_free(host: str, port: int) -> None:
+    """A one-line error, before the model loads, when ``host:port`` cannot be bound."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            reason = err.strerror or str(err)
+            raise CLIError(
+                f"cannot serve on {host}:{port} ({reason}): pick another --port "
+                "(0: any free one) or --host"
+            ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the model and the gallery (or run), then serve until interrupted."""
     from bdbnet.inference import FeatureExtractor, GalleryIndex
     from bdbnet.serve.runs import load_run
-    from bdbnet.serve.settings import is_loopback
+    from bdbnet.serve.settings import LOOPBACK_HOSTS, is_loopback
 
     try:
         import uvicorn
@@ -157,6 +184,15 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             f"bdbnet serve needs its extra: pip install 'bdbnet[serve]' ({err})"
         ) from err
+    try:  # mistakes in the options before minutes of model loading
+        config = config_from_args(args)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    check_port_free(args.host, args.port)
+    # DNS rebinding: a loopback server answers its loopback names (and --allowed-host) only
+    allowed_hosts = list(args.allowed_host)
+    if allowed_hosts or is_loopback(args.host):
+        allowed_hosts += LOOPBACK_HOSTS
     index = run = None
     if args.index:
         if not GalleryIndex.is_index_file(args.index):
@@ -186,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        app = create_app(extractor, index, run, config_from_args(args), api_key)
+        app = create_app(extractor, index, run, config, api_key, allowed_hosts or None)
     except ValueError as err:
         raise CLIError(str(err)) from err
     what = f"gallery of {len(index)} images" if index is not None else f"run {args.run}"

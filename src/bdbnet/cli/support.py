@@ -85,19 +85,21 @@ def hidden_alias(parser: argparse.ArgumentParser, old: str, dest: str, **kwargs:
     parser.add_argument(old, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
 
 
-def int_at_least(low: int) -> Callable[[str], int]:
-    """An argparse ``type``: an integer ``>= low`` (``--topk 0`` fails at once, not later)."""
+def int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer ``>= low`` (and ``<= high``; ``--topk 0`` fails at
+    once, not later)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {value}")
+        if value < low or (high is not None and value > high):
+            within = f">= {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be an integer {within}; got {value}")
         return value
 
-    parse.__name__ = f"integer >= {low}"
+    parse.__name__ = f"integer >= {low}" if high is None else f"integer in [{low}, {high}]"
     return parse
 
 

@@ -29,9 +29,11 @@ import asyncio
 import hmac
 import json
 import os
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from bdbnet.serve.service import ApiError, Service, labels_from_name
 from bdbnet.serve.settings import ServeConfig
@@ -71,15 +73,53 @@ def _json(status: int, body: dict[str, Any]) -> tuple[dict, dict]:
     return start, {"type": "http.response.body", "body": data}
 
 
-class Guard:
-    """ASGI middleware run before any route: the API key (when set) on every route but the
-    page and ``/v1/health``, and the upload limit, from ``Content-Length`` before reading and
-    by counting the bytes as they arrive (a chunked body cannot lie about its size)."""
+def host_name(value: str) -> str:
+    """The host of a ``Host`` header or URL authority, without port or brackets, lowercased.
 
-    def __init__(self, app: Any, api_key: str | None, max_bytes: int) -> None:
+    >>> host_name("LocalHost:8000"), host_name("[::1]:8000"), host_name("127.0.0.1")
+    ('localhost', '::1', '127.0.0.1')
+    """
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class Guard:
+    """ASGI middleware run before any route: the ``Host`` allow-list (when set) and the
+    ``Origin`` of state-changing requests, the API key (when set) on every route but the page
+    and ``/v1/health``, and the upload limit, from ``Content-Length`` before reading and by
+    counting the bytes as they arrive (a chunked body cannot lie about its size)."""
+
+    def __init__(
+        self,
+        app: Any,
+        api_key: str | None,
+        max_bytes: int,
+        allowed_hosts: frozenset[str] | None = None,
+    ) -> None:
         self.app = app
         self.api_key = api_key.encode() if api_key else None
         self.max_bytes = max_bytes
+        self.allowed_hosts = allowed_hosts
+
+    def _foreign(self, scope: dict, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+        """A request for another host (DNS rebinding: a page elsewhere resolving its own name to
+        this server) or a state-changing one from a page of another origin: ``(status, why)``."""
+        host = host_name(headers.get(b"host", b"").decode("latin-1"))
+        if self.allowed_hosts is not None and host not in self.allowed_hosts:
+            names = ", ".join(sorted(self.allowed_hosts))
+            return 421, (
+                f"this server does not answer to the host {host or '(none)'!r} (it answers to "
+                f"{names}; add names with --allowed-host)"
+            )
+        origin = headers.get(b"origin")
+        if origin and scope.get("method", "GET") not in ("GET", "HEAD", "OPTIONS"):
+            name = host_name(urlsplit(origin.decode("latin-1")).netloc)
+            allowed = self.allowed_hosts if self.allowed_hosts is not None else {host}
+            if name not in allowed:
+                return 403, f"requests from pages of {origin.decode('latin-1')!r} are refused"
+        return None
 
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         assert self.api_key is not None
@@ -94,6 +134,11 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        refused = self._foreign(scope, headers)
+        if refused is not None:
+            for part in _json(refused[0], {"error": refused[1]}):
+                await send(part)
+            return
         if self.api_key and scope["path"] not in _OPEN_PATHS and not self._authorized(headers):
             message = (
                 f"missing or wrong API key: send it as '{API_KEY_HEADER}: KEY' or "
@@ -137,9 +182,16 @@ def create_app(
     run: "SavedRun | None" = None,
     config: ServeConfig | None = None,
     api_key: str | None = None,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> "FastAPI":
     """The service of ``extractor`` over a gallery ``index`` (search) or a saved ``run``
-    (browse), with the limits and batching of ``config`` and an optional ``api_key``."""
+    (browse), with the limits and batching of ``config`` and an optional ``api_key``.
+
+    ``allowed_hosts``: the ``Host`` names it answers to (others get 421), and the only page
+    origins whose POSTs it accepts; ``None`` answers any host and accepts POSTs from pages of
+    the requested host only. ``bdbnet serve`` on a loopback address passes
+    :data:`~bdbnet.serve.settings.LOOPBACK_HOSTS` (plus ``--allowed-host``).
+    """
     try:
         from fastapi import FastAPI, Query, Request
         from fastapi.exceptions import RequestValidationError
@@ -165,7 +217,8 @@ def create_app(
         title="bdbnet", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     app.state.service = service
-    app.add_middleware(Guard, api_key=api_key, max_bytes=cfg.max_upload_bytes)
+    hosts = None if allowed_hosts is None else frozenset(host_name(h) for h in allowed_hosts)
+    app.add_middleware(Guard, api_key=api_key, max_bytes=cfg.max_upload_bytes, allowed_hosts=hosts)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)

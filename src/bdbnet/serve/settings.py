@@ -7,7 +7,10 @@ import ipaddress
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_RUN_TOPK", "ServeConfig", "is_loopback"]
+__all__ = ["DEFAULT_RUN_TOPK", "LOOPBACK_HOSTS", "ServeConfig", "is_loopback"]
+
+#: The ``Host`` names a server bound to a loopback address answers to.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 #: Ranked gallery items ``evaluate --save-run`` keeps per query.
 DEFAULT_RUN_TOPK = 20
@@ -35,6 +38,12 @@ class ServeConfig:
         for name, value in asdict(self).items():
             if not value >= (0 if name in ("max_wait_ms", "thumbnail_cache") else 1):
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.max_images > self.max_queue:
+            raise ValueError(
+                f"max_images ({self.max_images}) is over max_queue ({self.max_queue}): a request "
+                "of that many images could never be queued; raise --max-queue or lower "
+                "--max-images"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
