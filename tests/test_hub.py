@@ -72,3 +72,40 @@ def test_offline_says_where_to_put_the_file(tmp_path, hub_dir):
     assert list(hub_dir.iterdir()) == []
     with pytest.raises(HubError, match="no release named 'nope'; known: tiny"):
         download("nope", registry)
+
+
+def test_a_download_cut_short_is_an_error_and_leaves_nothing(tiny_checkpoint, tmp_path, hub_dir):
+    """The server announces the file's size, sends half and closes: an error, no file in the
+    cache (a release without a hash is checked by size at least), and temporaries of earlier
+    killed downloads of that file are cleaned away."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    data = tiny_checkpoint.read_bytes()
+
+    class Half(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Half)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        hub_dir.mkdir(parents=True)
+        (hub_dir / ".tiny.pt.killed.tmp").write_bytes(b"x" * 100)  # a download killed before
+        url = f"http://127.0.0.1:{server.server_address[1]}/tiny.pt"
+        registry = _registry(tmp_path, url, None)
+        with pytest.raises(HubError, match=rf"cut short \({len(data) // 2} of {len(data)} bytes"):
+            download("tiny", registry)
+        assert list(hub_dir.iterdir()) == []
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import re
@@ -29,7 +30,7 @@ from typing import Any
 import yaml
 
 from bdbnet.errors import BDBNetError
-from bdbnet.files import file_sha256, write_temporary
+from bdbnet.files import file_sha256, remove_stale_temporaries, write_temporary
 
 __all__ = ["HubError", "Release", "download", "from_pretrained", "list_releases", "load_releases"]
 
@@ -122,17 +123,25 @@ def download(
         _check(release, target, file_sha256(target))
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)  # what killed downloads of this file left behind
     try:
         with urllib.request.urlopen(release.url, timeout=60) as src:
             log.info("downloading %s from %s", name, release.url)
+            announced = src.headers.get("Content-Length")
             tmp = write_temporary(target, lambda out: shutil.copyfileobj(src, out, 1 << 20))
         try:  # checked before it takes the target's name
+            got = tmp.stat().st_size
+            if announced is not None and announced.isdigit() and got != int(announced):
+                raise HubError(
+                    f"the download of {name} from {release.url} was cut short ({got} of "
+                    f"{announced} bytes); nothing was kept: try again"
+                )
             digest = file_sha256(tmp)
             _check(release, tmp, digest)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         if isinstance(err, HubError):
             raise
         reason = getattr(err, "reason", None) or err

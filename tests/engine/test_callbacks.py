@@ -49,6 +49,27 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_synthe
         json.loads(line, parse_constant=refuse)  # strict JSON, no NaN tokens
 
 
+def test_the_message_names_the_epoch_the_checkpoint_holds(tiny_synthetic, tmp_path):
+    """With a checkpoint every 2 epochs, a NaN in epoch 4 keeps epoch 2's, and says so."""
+    splits = build_dataset("synthetic", tiny_synthetic)
+    cfg = tiny_config("optim.epochs=5", "train.checkpoint_every=2")
+    trainer = Trainer.from_config(cfg, splits, tmp_path)
+    real, calls = trainer.criterion, {"n": 0}
+
+    def nan_in_epoch_4(output, labels):
+        calls["n"] += 1
+        loss = real(output, labels)
+        if calls["n"] > 6:  # two steps per epoch: the first step of epoch 4
+            loss.total = loss.total + float("nan")
+            loss.terms["drop/softmax"] = loss.terms["drop/softmax"] + float("nan")
+        return loss
+
+    trainer.criterion = nan_in_epoch_4
+    with pytest.raises(TrainingError, match=r"at epoch 4, .*last good checkpoint \(epoch 2\)"):
+        trainer.fit()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+
+
 def test_the_command_line_exits_2_with_the_message(tiny_synthetic, tmp_path, capsys, monkeypatch):
     real = BDBLoss.forward
 

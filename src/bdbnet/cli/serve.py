@@ -196,7 +196,14 @@ def run(args: argparse.Namespace) -> int:
     index = run = None
     if args.index:
         if not GalleryIndex.is_index_file(args.index):
-            raise CLIError(f"no gallery index at {args.index} (write one with bdbnet extract)")
+            kind = "a file" if os.path.isfile(args.index) else None
+            kind = kind or ("a folder" if os.path.isdir(args.index) else None)
+            raise CLIError(
+                f"{args.index} is {kind}, not a gallery index (.safetensors, .npz or .npy; "
+                "write one with bdbnet extract)"
+                if kind
+                else f"no gallery index at {args.index} (write one with bdbnet extract)"
+            )
         index = GalleryIndex.load(args.index)
     else:
         run = load_run(args.run)

@@ -27,6 +27,8 @@ class TrainResult:
     epochs: list[EpochStats] = field(default_factory=list)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     checkpoint: Path | None = None
+    # The epoch ``checkpoint`` holds (the resumed one until this run writes its own).
+    checkpoint_epoch: int | None = None
     # The newest evaluation of this process, with its features (not stored in checkpoints).
     last_report: EvalReport | None = None
     # train.keep_best: {"metric", "value", "epoch", **metrics} of best.pt (test-split selected)

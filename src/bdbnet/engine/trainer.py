@@ -157,6 +157,7 @@ class Trainer:
         by_rank = state.get("rng_by_rank") or [state["rng"]]
         set_rng_state(by_rank[self.ctx.rank] if len(by_rank) == self.ctx.world_size else by_rank[0])
         self.epoch = int(state["epoch"])
+        self.result.checkpoint_epoch = self.epoch  # what --resume read: the last good one
         self.step = int(state.get("step", 0))
         self.evaluations = list(state.get("evaluations", []))
         self.best = state.get("best")
@@ -211,10 +212,11 @@ class Trainer:
                     ctx=self.ctx,
                 )
             except NonFiniteError as err:
+                saved = self.result.checkpoint_epoch
                 kept = (
-                    f"the last good checkpoint (epoch {self.epoch}) is kept"
-                    if self.epoch
-                    else "no checkpoint was written yet (the first epoch did not finish)"
+                    f"the last good checkpoint (epoch {saved}) is kept"
+                    if saved
+                    else "no checkpoint was written yet"
                 )
                 raise TrainingError(
                     f"{err.what} at epoch {self.epoch + 1}, iteration {i + 1} of {steps} "

@@ -48,6 +48,7 @@ class Checkpointing(Callback):
                 save_checkpoint(state, self.output / f"epoch_{trainer.epoch}.pt")
         barrier(trainer.ctx)
         trainer.result.checkpoint = self.path
+        trainer.result.checkpoint_epoch = trainer.epoch
         return self.path
 
     def due(self, trainer: TrainerView) -> bool:
