@@ -1,4 +1,5 @@
-"""--resume continues with the run's own config.yaml; changes to what was trained are refused."""
+"""--resume continues with the run's own config.yaml (or last.pt's); changes to what was
+trained are refused."""
 
 import json
 
@@ -59,6 +60,30 @@ def test_the_readmes_resume_command(tiny_synthetic, tmp_path, capsys):
     assert "Traceback" not in err and (run / "last.pt").read_bytes() == before
 
 
+def test_resume_without_config_yaml_checks_against_last_pts_config(
+    tiny_synthetic, tmp_path, capsys
+):
+    """A last.pt copied into a folder of its own: the config it records is the base, changes
+    of what was trained are refused against it, and config.yaml is written from what trains."""
+    run, copy = tmp_path / "run", tmp_path / "copy"
+    base = ["train", "--dataset", "synthetic", "--root", str(tiny_synthetic)]
+    base += ["--preset", "synthetic-demo", *TINY_OVERRIDES]
+    assert main([*base, "--output", str(run), "optim.epochs=1", "optim.lr=0.002"]) == 0
+    copy.mkdir()
+    (copy / "last.pt").write_bytes((run / "last.pt").read_bytes())
+    resumed = [*base, "--output", str(copy), "--resume"]
+    for override, key in [("optim.lr=0.5", "optim.lr"), ("data.height=64", "data.height")]:
+        assert main([*resumed, "optim.epochs=2", override]) == 2
+        err = capsys.readouterr().err
+        assert f"--resume: {key}=" in err and f"{copy / 'last.pt'} has" in err
+        assert not (copy / "config.yaml").exists() and "Traceback" not in err
+    capsys.readouterr()
+    assert main([*resumed, "optim.epochs=2"]) == 0
+    assert f"resuming {copy / 'last.pt'} after epoch 1" in capsys.readouterr().out
+    stored = yaml.safe_load((copy / "config.yaml").read_text())
+    assert stored["optim"]["epochs"] == 2 and stored["optim"]["lr"] == 0.002  # not the preset's
+
+
 def test_a_fresh_run_refuses_a_folder_holding_one(tiny_synthetic, tmp_path, capsys):
     run = tmp_path / "run"
     base = ["train", "--dataset", "synthetic", "--root", str(tiny_synthetic)]
@@ -67,3 +92,24 @@ def test_a_fresh_run_refuses_a_folder_holding_one(tiny_synthetic, tmp_path, caps
     capsys.readouterr()
     assert main(base) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_resuming_with_another_process_count_says_it_will_not_continue_exactly(
+    tiny_synthetic, tmp_path
+):
+    """A checkpoint of a 2-process run resumed by one process: allowed, with a warning that
+    names both counts (the batches and random streams are shared out differently)."""
+    from bdbnet.data import build_dataset
+    from bdbnet.engine.trainer import Trainer
+    from bdbnet.files import atomic_save
+    from bdbnet.models.loading import load_checkpoint
+
+    splits = build_dataset("synthetic", tiny_synthetic)
+    cfg = tiny_config("optim.epochs=1")
+    Trainer.from_config(cfg, splits, tmp_path).fit()
+    state = load_checkpoint(tmp_path / "last.pt")
+    state["world_size"], state["rng_by_rank"] = 2, state["rng_by_rank"] * 2
+    atomic_save(state, tmp_path / "last.pt")
+    cfg.optim.epochs = 2
+    with pytest.warns(UserWarning, match=r"resuming a run of 2 process\(es\) with 1: .* resume "):
+        Trainer.from_config(cfg, splits, tmp_path, resume=True)

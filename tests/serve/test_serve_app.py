@@ -353,6 +353,10 @@ def test_serve_help_and_its_errors(tiny_checkpoint, tmp_path, capsys):
     ck = str(tiny_checkpoint)
     assert main(["serve", "--checkpoint", ck, "--index", str(tmp_path / "none.npz")]) == 2
     assert "no gallery index at" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not an index")
+    for path, what in ((tmp_path, "a folder"), (tmp_path / "notes.txt", "a file")):
+        assert main(["serve", "--checkpoint", ck, "--index", str(path)]) == 2
+        assert f"{path} is {what}, not a gallery index (.safetensors" in capsys.readouterr().err
     assert main(["serve", "--checkpoint", ck, "--run", str(tmp_path)]) == 2
     assert "no saved run at" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:

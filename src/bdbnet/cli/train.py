@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = resume_config(output, overrides) if resume else None
     notes = []
     if cfg is not None and (args.preset or args.config):
-        notes.append(f"resuming with {output / 'config.yaml'}: --preset/--config not applied")
+        source = "config.yaml" if (output / "config.yaml").is_file() else "last.pt's config"
+        notes.append(f"resuming with {output}'s {source}: --preset/--config not applied")
     if cfg is None:
         preset = args.preset
         if preset is None and args.config is None:

@@ -1,6 +1,7 @@
 """``bdbnet train --resume``: the run continues with the config it was started with.
 
-The run's own ``config.yaml`` is the base; ``key=value`` overrides on the resuming command line
+The run's own ``config.yaml`` (or, without it, the config ``last.pt`` records) is the base;
+``key=value`` overrides on the resuming command line
 may change only what does not change what is being trained: how long (``optim.epochs``,
 extended), how often things happen (evaluation, checkpoints, logging), where and how fast it
 runs (device, precision, workers, data root) and how it is evaluated (``eval.*``). Any other
@@ -53,17 +54,39 @@ def flat(cfg: Config) -> dict[str, object]:
     }
 
 
+def stored_config(output: str | Path) -> tuple[Config, Path] | None:
+    """The config a run in ``output`` was started with, and where it was read: its
+    ``config.yaml``, or, when that is gone (a ``last.pt`` copied elsewhere), the config every
+    checkpoint records. ``None`` when ``output`` holds neither."""
+    path = Path(output) / "config.yaml"
+    if path.is_file():
+        return apply_dict(Config(), load_yaml(path), str(path)), path
+    checkpoint = Path(output) / "last.pt"
+    if not checkpoint.is_file():
+        return None
+    from bdbnet.models.loading import load_checkpoint
+
+    recorded = load_checkpoint(checkpoint).get("config")
+    if not isinstance(recorded, dict):
+        raise ConfigError(
+            f"--resume: {path} is missing and {checkpoint} records no config; put the run's "
+            "config.yaml back, or start a new run with another --output"
+        )
+    return apply_dict(Config(), recorded, f"{checkpoint} (config)"), checkpoint
+
+
 def resume_config(output: str | Path, overrides: list[str]) -> Config | None:
-    """The config a resumed run in ``output`` trains with: its ``config.yaml`` plus the
-    allowed ``overrides``; ``None`` when ``output`` holds no run yet.
+    """The config a resumed run in ``output`` trains with: the one it was started with
+    (:func:`stored_config`) plus the allowed ``overrides``; ``None`` when ``output`` holds no
+    run yet. Training then writes it as the run's ``config.yaml`` again.
 
     Raises :class:`ConfigError` naming the first override that would change what was trained,
     or that would shorten the run.
     """
-    path = Path(output) / "config.yaml"
-    if not path.is_file():
+    found = stored_config(output)
+    if found is None:
         return None
-    stored = apply_dict(Config(), load_yaml(path), str(path))
+    stored, path = found
     cfg = apply_dict(copy.deepcopy(stored), parse_overrides(overrides), "command line")
     validate(cfg)
     before, after = flat(stored), flat(cfg)

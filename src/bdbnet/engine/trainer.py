@@ -5,6 +5,7 @@ the command line from the pieces :mod:`bdbnet.engine.builders` makes."""
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,15 @@ class Trainer:
         self.batches.load_state_dict(state.get("batches") or {})
         by_rank = state.get("rng_by_rank") or [state["rng"]]
         set_rng_state(by_rank[self.ctx.rank] if len(by_rank) == self.ctx.world_size else by_rank[0])
+        saved = int(state.get("world_size") or len(by_rank))
+        if saved != self.ctx.world_size and self.ctx.is_main:
+            warnings.warn(
+                f"resuming a run of {saved} process(es) with {self.ctx.world_size}: from here "
+                "each process gets another share of every batch and another random stream, so "
+                "the run does not continue as it would have; resume with "
+                f"{saved} process(es) to continue it exactly",
+                stacklevel=2,
+            )
         self.epoch = int(state["epoch"])
         self.result.checkpoint_epoch = self.epoch  # what --resume read: the last good one
         self.step = int(state.get("step", 0))
