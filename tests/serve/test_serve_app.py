@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import threading
 
@@ -57,7 +58,8 @@ def good_search(c: TestClient, image: str) -> None:
 def test_health_and_info(api, extractor, index):
     assert api.get("/v1/health").json() == {"status": "ok", "auth": False, "mode": "search"}
     info = api.get("/v1/info").json()
-    assert info["model"] == extractor.identity.to_dict()
+    identity = extractor.identity.to_dict()
+    assert info["model"] == {**identity, "checkpoint": os.path.basename(identity["checkpoint"])}
     assert info["feature_dim"] == 1536 and info["input_size"] == [32, 16]
     assert info["preprocess"] == extractor.preprocess
     assert (info["runtime"], info["precision"]) == ("torch", extractor.runtime.info.precision)
@@ -85,8 +87,8 @@ def test_search_ranks_the_gallery_like_the_index(api, extractor, index, person_i
         scale = feature_scale(index.features)
         for item, d in zip(row, expected.distances[q].tolist()):
             assert item["distance"] == pytest.approx(d, abs=1e-3 * scale)
-            i = item["index"]
-            assert item["path"] == index.paths[i]
+            i = item["index"]  # without an API key, paths relative to the images' folder
+            assert not os.path.isabs(item["path"]) and index.paths[i].endswith(item["path"])
             assert (item["pid"], item["camid"]) == (int(index.pids[i]), int(index.camids[i]))
         assert row[0]["index"] == q  # each gallery image finds itself first
     assert body["queries"][0] == {"name": "0001_c1s1_000000_00.png", "pid": 1, "camid": 0}
@@ -415,3 +417,20 @@ def test_bad_and_busy_ports_are_one_line_errors_before_the_model_loads(capsys):
     err = capsys.readouterr().err
     assert f"cannot serve on 127.0.0.1:{port}" in err and "pick another --port" in err
     assert "Traceback" not in err and "serve:" not in capsys.readouterr().out
+
+
+def test_absolute_paths_only_behind_the_api_key(extractor, index, person_images):
+    """Without a key, file paths are answered relative to the folder the gallery shares and the
+    checkpoint by its name: nothing of the machine's layout. With a key, whole."""
+    files = [upload(person_images[0])]
+    with client(extractor, index) as c:
+        item = c.post("/v1/search?topk=1", files=files).json()["results"][0][0]
+        assert item["path"] == os.path.basename(index.paths[item["index"]])
+        checkpoint = c.get("/v1/info").json()["model"]["checkpoint"]
+        assert checkpoint == os.path.basename(extractor.identity.checkpoint)
+    with client(extractor, index, api_key="k") as c:
+        head = {"X-API-Key": "k"}
+        item = c.post("/v1/search?topk=1", files=files, headers=head).json()["results"][0][0]
+        assert item["path"] == index.paths[item["index"]] and os.path.isabs(item["path"])
+        info = c.get("/v1/info", headers=head).json()
+        assert info["model"]["checkpoint"] == extractor.identity.checkpoint

@@ -183,6 +183,7 @@ def create_app(
     config: ServeConfig | None = None,
     api_key: str | None = None,
     allowed_hosts: Iterable[str] | None = None,
+    expose_paths: bool | None = None,
 ) -> "FastAPI":
     """The service of ``extractor`` over a gallery ``index`` (search) or a saved ``run``
     (browse), with the limits and batching of ``config`` and an optional ``api_key``.
@@ -191,6 +192,8 @@ def create_app(
     origins whose POSTs it accepts; ``None`` answers any host and accepts POSTs from pages of
     the requested host only. ``bdbnet serve`` on a loopback address passes
     :data:`~bdbnet.serve.settings.LOOPBACK_HOSTS` (plus ``--allowed-host``).
+    ``expose_paths``: answer file paths whole (default: only behind an ``api_key``; otherwise
+    relative to the folder the images share, and the checkpoint by its file name).
     """
     try:
         from fastapi import FastAPI, Query, Request
@@ -204,7 +207,8 @@ def create_app(
             f"bdbnet serve needs FastAPI: pip install 'bdbnet[serve]' ({err})"
         ) from err
 
-    service = Service(extractor, index, run, config)
+    exposed = api_key is not None if expose_paths is None else expose_paths
+    service = Service(extractor, index, run, config, expose_paths=exposed)
     cfg = service.config
     page = {name: _static(name) for name in STATIC_FILES}
 

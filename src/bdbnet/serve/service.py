@@ -8,6 +8,7 @@ sentence saying what to change; the routes turn it into ``{"error": "..."}``.
 from __future__ import annotations
 
 import io
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -74,6 +75,17 @@ class _LRU:
                 self._data.popitem(last=False)
 
 
+def _common_folder(paths: list[str]) -> str:
+    """The deepest folder holding every absolute path of ``paths`` ("" when none is absolute)."""
+    absolute = [p for p in paths if os.path.isabs(p)]
+    if not absolute:
+        return ""
+    try:
+        return os.path.commonpath([os.path.dirname(p) for p in absolute])
+    except ValueError:  # paths on different drives
+        return ""
+
+
 class Service:
     """A model behind a :class:`MicroBatcher`, and what it searches or browses: a gallery
     index (``index``) or a saved evaluation (``run``), never both."""
@@ -84,6 +96,7 @@ class Service:
         index: GalleryIndex | None = None,
         run: SavedRun | None = None,
         config: ServeConfig | None = None,
+        expose_paths: bool = True,
     ) -> None:
         if (index is None) == (run is None):
             raise ValueError("give a gallery index or a saved run (exactly one)")
@@ -91,6 +104,8 @@ class Service:
         self.index = index
         self.run = run
         self.config = config or ServeConfig()
+        self.expose_paths = expose_paths
+        self._root = "" if expose_paths else _common_folder(self._all_paths())
         if index is not None:
             index.check_compatible(extractor.identity)
         self.batcher: MicroBatcher[torch.Tensor, torch.Tensor] = MicroBatcher(
@@ -134,6 +149,25 @@ class Service:
             return self.batcher.submit(inputs)
         except BatcherFullError as err:
             raise ApiError(503, f"the server is busy: {err}") from err
+
+    # ------------------------------------------------------------------ paths
+    def _all_paths(self) -> list[str]:
+        if self.index is not None:
+            return list(self.index.paths)
+        assert self.run is not None
+        return [*self.run.gallery_paths, *self.run.query_paths]
+
+    def shown(self, path: str) -> str:
+        """``path`` as answered: whole when paths are exposed, else relative to the folder all
+        the server's images share (absolute paths say how a machine is laid out)."""
+        if self.expose_paths or not os.path.isabs(path):
+            return path
+        return os.path.relpath(path, self._root) if self._root else os.path.basename(path)
+
+    def _model(self, model: dict[str, Any] | None) -> dict[str, Any] | None:
+        if model is None or self.expose_paths or not model.get("checkpoint"):
+            return model
+        return {**model, "checkpoint": os.path.basename(str(model["checkpoint"]))}
 
     # ------------------------------------------------------------------ gallery
     @property
@@ -189,7 +223,7 @@ class Service:
                     {
                         "rank": rank,
                         "index": i,
-                        "path": path,
+                        "path": self.shown(path),
                         "distance": d,
                         "pid": pid,
                         "camid": cam,
@@ -238,7 +272,7 @@ class Service:
         valid = ~np.isnan(run.ap)
         return {
             "dataset": meta.get("dataset"),
-            "model": meta.get("model"),
+            "model": self._model(meta.get("model")),
             "metric": meta.get("metric"),
             "rerank": meta.get("rerank"),
             "ap_mode": meta.get("ap_mode"),
@@ -274,7 +308,7 @@ class Service:
                     {
                         "rank": rank,
                         "index": g,
-                        "path": run.gallery_paths[g],
+                        "path": self.shown(run.gallery_paths[g]),
                         "distance": d,
                         "pid": g_pid,
                         "camid": int(run.gallery_camids[g]),
@@ -285,7 +319,7 @@ class Service:
             page.append(
                 {
                     "index": q,
-                    "path": run.query_paths[q],
+                    "path": self.shown(run.query_paths[q]),
                     "pid": q_pid,
                     "camid": int(run.query_camids[q]),
                     "ap": None if np.isnan(ap) else ap,
@@ -304,7 +338,7 @@ class Service:
         ex = self.extractor
         return {
             "mode": "search" if self.index is not None else "run",
-            "model": ex.identity.to_dict(),
+            "model": self._model(ex.identity.to_dict()),
             "feature_dim": ex.feature_dim,
             "input_size": list(ex.input_size),
             "preprocess": ex.preprocess,
