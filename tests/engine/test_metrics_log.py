@@ -153,3 +153,39 @@ def test_tensor_and_numpy_scalars_reach_tensorboard(tmp_path):
         "eval/mAP": [(4, 0.25)],
         "eval/Rank-1": [(4, 0.5)],
     }
+
+
+class FullDisk:
+    """A file or event writer on a full disk: every write fails with ENOSPC."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def _full(self, *args, **kwargs):
+        import errno
+
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    write = flush = add_scalar = _full
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_full_disk_mid_run_warns_once_per_log_and_training_goes_on(tmp_path):
+    """metrics.jsonl and TensorBoard events that cannot be written: one warning each, naming
+    the file and the step, then that log is dropped; logging never raises."""
+    logger = MetricsLogger(tmp_path, tensorboard=False)
+    logger.log("train", 1, {"loss": 1.0})
+    events = FullDisk()
+    logger._file, logger._tb = FullDisk(), events
+    with pytest.warns(UserWarning) as caught:
+        for step in (2, 3, 4):
+            logger.log("train", step, {"loss": 1.0})
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2
+    assert messages[0].startswith(f"{tmp_path / 'metrics.jsonl'}: cannot write (No space left")
+    assert "from step 2" in messages[0] and "--resume rewrites the log" in messages[0]
+    assert messages[1].startswith(f"{tmp_path / 'tensorboard'}: cannot write") and events.closed
+    logger.close()
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1]

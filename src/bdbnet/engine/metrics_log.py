@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -9,10 +10,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from bdbnet.files import atomic_write
+
 
 class MetricsLogger:
     """Append scalars to ``<output>/metrics.jsonl`` and, if TensorBoard is installed, to
     ``<output>/tensorboard``. Lines are flushed immediately so a killed run keeps its log.
+
+    A log that cannot be written (a full disk) does not stop training: the first failure of each
+    sink is one warning naming the file and the step, and that sink is dropped (checkpoints go
+    on and say for themselves whether they were written; ``--resume`` rewrites the log from the
+    last checkpoint).
 
     Lines are strict JSON: a NaN or infinite value is written as ``null`` (and left out of
     TensorBoard). TensorBoard's x axis is the global training step for every kind of scalar;
@@ -25,8 +33,8 @@ class MetricsLogger:
         self.output = Path(output)
         self.output.mkdir(parents=True, exist_ok=True)
         self.path = self.output / "metrics.jsonl"
-        self._file = self.path.open("a", encoding="utf-8")
-        self._tb = None
+        self._file: Any = self.path.open("a", encoding="utf-8")
+        self._tb: Any = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -54,18 +62,37 @@ class MetricsLogger:
             record["epoch"] = epoch
         plain = {k: _plain(v) for k, v in values.items()}
         record.update({k: _finite_or_none(v) for k, v in plain.items()})
-        self._file.write(json.dumps(record, allow_nan=False) + "\n")
-        self._file.flush()
+        if self._file is not None:
+            try:
+                self._file.write(json.dumps(record, allow_nan=False) + "\n")
+                self._file.flush()
+            except OSError as err:
+                self._file = self._drop(self._file, self.path, err, step)
         if self._tb is not None:
             x = step if global_step is None else global_step
-            for key, value in plain.items():
-                if isinstance(value, int | float) and math.isfinite(value):
-                    self._tb.add_scalar(f"{kind}/{key}", value, x)
+            try:
+                for key, value in plain.items():
+                    if isinstance(value, int | float) and math.isfinite(value):
+                        self._tb.add_scalar(f"{kind}/{key}", value, x)
+            except OSError as err:
+                self._tb = self._drop(self._tb, self.output / "tensorboard", err, step)
+
+    @staticmethod
+    def _drop(sink: Any, path: Path, err: OSError, step: int) -> None:
+        """Warn once that ``sink`` failed and close it quietly: the caller forgets it."""
+        warnings.warn(
+            f"{path}: cannot write ({err.strerror or err}); training goes on without it from "
+            f"step {step} (free space; --resume rewrites the log from the last checkpoint)",
+            stacklevel=3,
+        )
+        with contextlib.suppress(OSError):
+            sink.close()
 
     def close(self) -> None:
-        self._file.close()
-        if self._tb is not None:
-            self._tb.close()
+        for sink in (self._file, self._tb):
+            if sink is not None:
+                with contextlib.suppress(OSError):  # warned about already
+                    sink.close()
 
     def __enter__(self) -> MetricsLogger:
         return self
@@ -97,9 +124,8 @@ def truncate_metrics(path: str | Path, epoch: int) -> None:
             continue
         if record.get("epoch", 0) <= epoch:
             kept.append(line + "\n")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(kept), encoding="utf-8")
-    tmp.replace(path)
+    text = "".join(kept).encode("utf-8")
+    atomic_write(path, lambda f: f.write(text))
 
 
 def _plain(value: Any) -> Any:
