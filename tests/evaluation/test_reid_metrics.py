@@ -467,3 +467,24 @@ def test_large_blocks_scanned_in_threads_give_the_same_metrics(monkeypatch):
     got = evaluate_rank(dist, qp, gp, qc, gc, chunk_size=13)
     np.testing.assert_array_equal(got.cmc, want.cmc)
     assert got.map_by_mode == want.map_by_mode and got.mINP == want.mINP
+
+
+def test_a_forked_child_scans_in_threads_of_its_own(monkeypatch):
+    """The row-range threads live in the process that started them: a child forked after an
+    evaluation (a multiprocessing pool, say) starts its own instead of waiting forever."""
+    import multiprocessing
+
+    from bdbnet.evaluation import positive_ranks
+
+    monkeypatch.setattr(positive_ranks, "_THREADED_ELEMENTS", 0)
+    monkeypatch.setattr(positive_ranks.os, "cpu_count", lambda: 4)
+    dist, qp, gp, qc, gc = random_problem(10, ng=300, ids=12)
+    want = evaluate_rank(dist, qp, gp, qc, gc, chunk_size=13).mAP  # starts the parent's threads
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_child_map, (dist, qp, gp, qc, gc)).get(timeout=60)
+    assert got == want
+
+
+def _child_map(dist, qp, gp, qc, gc):
+    return evaluate_rank(dist, qp, gp, qc, gc, chunk_size=13).mAP

@@ -113,18 +113,20 @@ def ragged_pairs(
 #: Blocks of at least this many distances are scanned by row ranges in several threads.
 _THREADED_ELEMENTS = 1 << 22
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
 
 
 def _in_threads(part: Callable[[int, int], Any], num_rows: int, elements: int) -> list[Any]:
     """``part(lo, hi)`` over row ranges covering ``num_rows``, in order: one range for a small
     block, one per core (at most 4) for a large one. NumPy's passes release the GIL, so the
     ranges scan in parallel, and a busy core only slows its own range."""
-    global _POOL
+    global _POOL, _POOL_PID
     workers = min(4, os.cpu_count() or 1, num_rows)
     if elements < _THREADED_ELEMENTS or workers < 2:
         return [part(0, num_rows)]
-    if _POOL is None:
+    if _POOL is None or os.getpid() != _POOL_PID:  # a forked child has none of its threads
         _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bdbnet-rank")
+        _POOL_PID = os.getpid()
     bounds = np.linspace(0, num_rows, workers + 1).astype(int)
     return list(_POOL.map(part, bounds[:-1].tolist(), bounds[1:].tolist()))
 
