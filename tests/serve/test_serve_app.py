@@ -434,3 +434,48 @@ def test_absolute_paths_only_behind_the_api_key(extractor, index, person_images)
         assert item["path"] == index.paths[item["index"]] and os.path.isabs(item["path"])
         info = c.get("/v1/info", headers=head).json()
         assert info["model"]["checkpoint"] == extractor.identity.checkpoint
+
+
+def test_a_client_gone_mid_upload_is_one_log_line(extractor, index, caplog):
+    """The ASGI app driven directly: the client sends part of a multipart body, then
+    disconnects. The app logs one line and returns; nothing is raised to the server (which
+    would log a traceback per disconnect)."""
+    import asyncio
+    import logging
+
+    app = create_app(extractor, index)
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n\x89PNG partial"
+    )
+    messages = [{"type": "http.request", "body": body, "more_body": True}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/embed",
+        "raw_path": b"/v1/embed",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", b"multipart/form-data; boundary=b"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    with caplog.at_level(logging.INFO, logger="bdbnet.serve"):
+        asyncio.run(app(scope, receive, send))
+    lines = [r.getMessage() for r in caplog.records if r.name == "bdbnet.serve"]
+    assert lines == ["127.0.0.1 disconnected during POST /v1/embed"]
+    assert not any(r.exc_info for r in caplog.records)

@@ -28,6 +28,7 @@ Example:
 import asyncio
 import hmac
 import json
+import logging
 import os
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from bdbnet.serve.runs import SavedRun
 
 __all__ = ["API_KEY_HEADER", "STATIC_FILES", "create_app"]
+
+log = logging.getLogger("bdbnet.serve")
 
 API_KEY_HEADER = "X-API-Key"
 #: The page's files, served by name from memory: no request path reaches the filesystem.
@@ -202,6 +205,7 @@ def create_app(
         from starlette.concurrency import run_in_threadpool
         from starlette.datastructures import UploadFile
         from starlette.exceptions import HTTPException
+        from starlette.requests import ClientDisconnect
     except ImportError as err:
         raise ImportError(
             f"bdbnet serve needs FastAPI: pip install 'bdbnet[serve]' ({err})"
@@ -241,6 +245,13 @@ def create_app(
         if err.status_code == 404 and detail == "Not Found":
             detail = "no such route (see GET /v1/info and the web page at /)"
         return error(err.status_code, detail)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> Response:
+        # the client is gone (closed mid-upload): one line, not a server error's traceback
+        client = request.client.host if request.client else "a client"
+        log.info("%s disconnected during %s %s", client, request.method, request.url.path)
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def _bug(_: Request, err: Exception) -> JSONResponse:  # logged by the server too
