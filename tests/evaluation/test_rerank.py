@@ -191,10 +191,13 @@ def test_bad_arguments():
 def test_device_sort_path_on_cpu(monkeypatch):
     """The CUDA branch of the sort helpers (torch.sort), exercised on CPU."""
     from bdbnet.evaluation import rerank as rerank_module
+    from bdbnet.evaluation import rerank_neighbours
 
     q, g = clustered(13, 10, 50)
     expected = re_ranking_features(q, g, k1=6, k2=3)
-    monkeypatch.setattr(rerank_module, "_sort_values", lambda k: torch.sort(k, dim=-1).values)
+    device_sort = lambda k: torch.sort(k, dim=-1).values  # noqa: E731
+    for module in (rerank_module, rerank_neighbours):  # the neighbour lists and the reductions
+        monkeypatch.setattr(module, "sort_rows", device_sort)
     monkeypatch.setattr(
         rerank_module, "_argsort", lambda k, stable=False: torch.sort(k, stable=stable).indices
     )

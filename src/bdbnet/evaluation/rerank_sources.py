@@ -30,7 +30,7 @@ from bdbnet.evaluation.distance import (
     distance_block,
     prepare_features,
 )
-from bdbnet.evaluation.rerank_neighbours import symmetric_nearest
+from bdbnet.evaluation.rerank_neighbours import squared_tile, symmetric_nearest
 
 __all__ = ["DistanceSource", "FeatureSource", "MatrixSource", "Nearest", "row_ranges", "square"]
 
@@ -181,9 +181,7 @@ class FeatureSource:
                 start if diagonal else None,
             )
             return square(d)
-        y = self.x[cols]
-        d = torch.addmm(self.sqn[cols].unsqueeze(0), self.x[start:stop], y.T, alpha=-2.0)
-        d.add_(self.sqn[start:stop].unsqueeze(1)).clamp_(min=0.0)
+        d = squared_tile(self.x, self.sqn, slice(start, stop), cols).clamp_(min=0.0)
         if diagonal:
             rows = torch.arange(stop - start, device=d.device)
             d[rows, rows + start] = 0.0
