@@ -29,7 +29,6 @@ from bdbnet.cli.support import (
 __all__ = ["ENV_API_KEY", "add_parser", "run"]
 
 ENV_API_KEY = "BDBNET_API_KEY"
-NON_NEGATIVE = int_at_least(0)
 PORT = int_at_least(0, 65535)
 
 
