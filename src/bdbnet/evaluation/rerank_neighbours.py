@@ -116,8 +116,10 @@ def symmetric_nearest(
     on_tile: Callable[[int, int, int, int, torch.Tensor], None] | None = None,
 ) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per block ``(start, stop)`` of ``blocks`` (consecutive, covering all items), in order:
-    ``(start, stop, values, items, row_max)``, each row's ``fetch`` nearest items (ties by
-    index) and squared distances clamped at 0, and its largest squared distance.
+    ``(start, stop, values, items, row_max)``, each row's ``fetch`` nearest items and squared
+    distances clamped at 0, and its largest squared distance. Items tied with the ``fetch``-th
+    distance may be any of them (as with ``topk``): a caller that needs ties by index checks
+    that boundary, as re-ranking's neighbour lists do.
 
     ``x`` are float32 features and ``sqn`` their squared norms; an item's distance to itself is
     exactly 0. ``on_tile(s, e, cs, ce, tile)`` sees every off-diagonal tile of unclamped squared
