@@ -109,6 +109,7 @@ class TrainConfig:
     sync_bn: bool = False  # BatchNorm statistics over all processes (DDP only)
     replicas: int = 1  # chunks per process, each with its own BN statistics and drop rectangle
     keep_best: str = "none"  # none | rank1 | mAP | recall@1: also keep best.pt (test split!)
+    dist_timeout: float = 1800.0  # seconds a collective waits for a stalled rank (torchrun)
 
 
 @dataclass
@@ -314,6 +315,7 @@ def validate(cfg: Config) -> None:
         "train.keep_checkpoints": (1, None, False),
         "train.log_every": (1, None, False),
         "train.replicas": (1, None, False),
+        "train.dist_timeout": (0, None, True),
         "eval.max_rank": (1, None, False),
         "eval.recall_ks": (1, None, False),
     }

@@ -216,3 +216,25 @@ def test_the_tensor_data_path_under_torchrun_equals_one_process(tiny_synthetic, 
             model, build_dataset("synthetic", tiny_synthetic), cfg, torch.device("cpu")
         )
     assert {k: record[k] for k in alone.metrics} == alone.metrics
+
+
+def test_a_stopped_worker_is_named_when_the_group_times_out(tiny_synthetic, tmp_path):
+    run = tmp_path / "run"
+    done = torchrun(
+        train_args(tiny_synthetic, run, "train.dist_timeout=8"),
+        module=False,
+        BDBNET_TEST_STOP_STEP="3",  # rank 1, first step of epoch 2
+        BDBNET_TEST_STOP_SECONDS="12",  # past the timeout: rank 0 gives up first
+    )
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("bdbnet train: error")]
+    assert len(errors) == 1, done.stderr[-3000:]  # rank 0's; rank 1 is ended while stopped
+    waited = "a collective waited train.dist_timeout = 8 s at step 3: rank 1 (pid "
+    assert errors[0].startswith(f"bdbnet train: error: rank 0: {waited}"), errors
+    assert "at step 2) stopped responding" in errors[0]
+    assert "Resume with --resume" in errors[0]
+    warned = [line for line in done.stderr.splitlines() if line.startswith("warning: the train")]
+    assert len(warned) == 1 and "rank 1 (pid" in warned[0]  # at half the timeout, rank 0 only
+    ours = done.stderr.split("elastic/multiprocessing/api.py")[0]  # before torchrun's own
+    assert "Traceback" not in ours
+    assert (run / "last.pt").is_file()  # epoch 1's checkpoint is there to resume from

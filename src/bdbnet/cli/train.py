@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             preset = default_preset(args.dataset)
             notes.append(f"preset: {preset}")
         cfg = load_config(preset, args.config, overrides)
-    ctx = init_distributed(cfg.train.device)
+    ctx = init_distributed(cfg.train.device, cfg.train.dist_timeout)
     say = print if ctx.is_main else _silent
     try:
         for note in notes:

@@ -30,6 +30,7 @@ RESUMABLE_KEYS = frozenset(
         "train.progress",
         "train.tensorboard",
         "train.device",
+        "train.dist_timeout",
         "train.amp",
         "train.channels_last",
         "train.compile",

@@ -26,6 +26,7 @@ from bdbnet.errors import TrainingError
 from bdbnet.evaluation.report import EvalReport
 from bdbnet.runtime.distributed import DistContext, all_gather_objects, mean_over_ranks
 from bdbnet.runtime.seeding import rng_state, set_rng_state
+from bdbnet.runtime.stall import timeout_error
 
 
 class Trainer:
@@ -234,6 +235,8 @@ class Trainer:
                     "optim.lr or check the data"
                 ) from None
             self.step += 1
+            if self.ctx.watch is not None:
+                self.ctx.watch.beat(self.step)
             for k, v in loss.terms.items():
                 totals[k] = totals.get(k, 0) + v
             seen += images.shape[0] * self.ctx.world_size
@@ -255,13 +258,24 @@ class Trainer:
         )
 
     def fit(self) -> TrainResult:
-        """Train the remaining epochs; returns every epoch's stats and evaluation."""
+        """Train the remaining epochs; returns every epoch's stats and evaluation.
+
+        Under torchrun, a collective that waits longer than the process group's timeout raises
+        :class:`~bdbnet.errors.TrainingError` naming the rank that held the group up.
+        """
+        if self.ctx.watch is not None:
+            self.ctx.watch.beat(self.step)
         try:
             self.emit("on_fit_start")
             while self.epoch < self.epochs:
                 stats = self.train_one_epoch()
                 self.result.epochs.append(stats)
                 self.emit("on_epoch_end", stats)
+        except RuntimeError as err:
+            stalled = timeout_error(err, self.ctx.watch)
+            if stalled is None:
+                raise
+            raise stalled from err
         finally:
             self.emit("on_fit_end")
         self.result.evaluations = list(self.evaluations)

@@ -8,6 +8,7 @@ degrades to the single-process case, so the engine has one code path.
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ import torch.distributed as dist
 
 from bdbnet.errors import BDBNetError
 from bdbnet.runtime.device import resolve_device
+from bdbnet.runtime.stall import StallWatch
+
+DEFAULT_TIMEOUT = 1800.0  # seconds: torch's own default for gloo (train.dist_timeout)
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    watch: StallWatch | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_main(self) -> bool:
@@ -48,11 +53,13 @@ def torchrun_restart_count() -> int:
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
 
 
-def init_distributed(device: str = "auto") -> DistContext:
+def init_distributed(device: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> DistContext:
     """Join the torchrun process group if there is one; pick this process's device.
 
-    On GPUs each process takes ``cuda:LOCAL_RANK`` and nccl; on CPUs gloo. Calling it twice is
-    harmless (the existing group is reused).
+    On GPUs each process takes ``cuda:LOCAL_RANK`` and nccl; on CPUs gloo. A collective waits
+    at most ``timeout`` seconds for the other ranks, and a :class:`StallWatch` names the rank
+    that holds the group up (see :mod:`bdbnet.runtime.stall`). Calling it twice is harmless
+    (the existing group is reused).
     """
     if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
         return DistContext(device=resolve_device(device))
@@ -67,11 +74,23 @@ def init_distributed(device: str = "auto") -> DistContext:
         store, rank, world_size = next(dist.rendezvous("env://"))
         store = dist.PrefixStore(f"bdbnet/restart_{torchrun_restart_count()}", store)
         backend = "nccl" if chosen.type == "cuda" else "gloo"
-        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
-    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, chosen)
+        wait = datetime.timedelta(seconds=timeout)
+        dist.init_process_group(
+            backend, store=store, rank=rank, world_size=world_size, timeout=wait
+        )
+        global _watch
+        _watch = StallWatch(store, rank, world_size, timeout).start()
+    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, chosen, _watch)
+
+
+_watch: StallWatch | None = None  # the group's watch: one per process, like the group
 
 
 def shutdown(ctx: DistContext) -> None:
+    global _watch
+    if _watch is not None:
+        _watch.stop()
+        _watch = None
     if ctx.distributed and dist.is_initialized():
         dist.destroy_process_group()
 
