@@ -128,6 +128,8 @@ def test_timeouts_without_a_culprit_and_other_errors():
     advance(clock, watches, 3)
     nccl = RuntimeError("[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(...)")
     assert "every rank was alive at the same step" in str(timeout_error(nccl, watches[0]))
+    pair = RuntimeError("Application timeout caused pair closure")  # gloo, DDP's broadcast
+    assert isinstance(timeout_error(pair, watches[0]), TrainingError)
     assert timeout_error(RuntimeError("DataLoader worker exited"), watches[0]) is None
     assert timeout_error(nccl, None) is None  # one process: no group, no watch
 

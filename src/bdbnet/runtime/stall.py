@@ -210,8 +210,8 @@ class StallWatch:
         )
 
 
-# how the backends word a collective's timeout: gloo, nccl's watchdog
-TIMEOUT_MESSAGES = ("timed out waiting", "collective operation timeout")
+# how the backends word a collective's timeout: gloo (a wait, or the pair it closed), nccl
+TIMEOUT_MESSAGES = ("timed out waiting", "application timeout", "collective operation timeout")
 
 
 def timeout_error(err: BaseException, watch: StallWatch | None) -> TrainingError | None:
