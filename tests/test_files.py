@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
 import stat
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -58,12 +62,47 @@ def test_an_interrupted_write_propagates_and_leaves_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_stale_temporaries_of_killed_writes_are_found_and_removed(tmp_path):
+def _ended_pid() -> int:
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(child.stdout)
+
+
+def test_stale_temporaries_of_ended_writers_go_and_live_writers_keep_theirs(tmp_path):
     target = tmp_path / "last.pt"
-    stale = write_temporary(target, lambda f: f.write(b"half"))  # as a killed write leaves it
-    other = write_temporary(tmp_path / "other.pt", lambda f: f.write(b"x"))
-    assert remove_stale_temporaries(target) == [stale]
-    assert not stale.exists() and other.exists()
+    host = socket.gethostname()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        ended = tmp_path / f".last.pt.{_ended_pid()}@{host}.k1ll3d.tmp"
+        older = tmp_path / ".last.pt.abc123.tmp"  # an older bdbnet's name: no writer recorded
+        running = tmp_path / f".last.pt.{live.pid}@{host}.wr1t1n.tmp"  # a concurrent writer
+        mine = write_temporary(target, lambda f: f.write(b"half"))  # this process: alive
+        remote = tmp_path / ".last.pt.77@other-host.abc.tmp"
+        remote_old = tmp_path / ".last.pt.78@other-host.abc.tmp"
+        another = tmp_path / f".last.pt.json.{_ended_pid()}@{host}.abc.tmp"  # last.pt.json's
+        for tmp in (ended, older, running, remote, remote_old, another):
+            tmp.write_bytes(b"half")
+        day_and_more = time.time() - 25 * 3600
+        os.utime(remote_old, (day_and_more, day_and_more))
+        assert remove_stale_temporaries(target) == sorted([ended, older, remote_old])
+        assert all(f.exists() for f in (running, mine, remote, another))
+        assert mine.name.startswith(f".last.pt.{os.getpid()}@{host}.")
+    finally:
+        live.kill()
+        live.wait()
+    assert remove_stale_temporaries(target) == [running]  # its writer has ended now
+
+
+def test_atomic_write_removes_what_killed_writes_of_its_target_left(tmp_path):
+    target = tmp_path / "config.yaml"
+    stale = tmp_path / f".config.yaml.{_ended_pid()}@{socket.gethostname()}.abc.tmp"
+    stale.write_bytes(b"half")
+    atomic_write(target, lambda f: f.write(b"whole"))
+    assert sorted(os.listdir(tmp_path)) == ["config.yaml"]
 
 
 def test_file_sha256_of_a_path_and_of_an_open_file(tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 
 import pytest
 import torch
@@ -43,8 +45,13 @@ def test_the_official_releases_are_registered_without_invented_hashes():
 def test_download_checks_the_hash_and_caches(tiny_checkpoint, tmp_path, hub_dir):
     sha = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
     registry = _registry(tmp_path, tiny_checkpoint.as_uri(), sha)
-    path = download("tiny", registry)
+    mask = os.umask(0o002)  # a group that shares the cache
+    try:
+        path = download("tiny", registry)
+    finally:
+        os.umask(mask)
     assert path == hub_dir / "tiny.pt" and path.read_bytes() == tiny_checkpoint.read_bytes()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o664  # the umask's mode, not mkstemp's 0600
     model, cfg = from_pretrained("tiny", registry=registry)  # from the cache
     assert not model.training and cfg.data.height == 32
     assert sorted(p.name for p in hub_dir.iterdir()) == ["tiny.pt"]

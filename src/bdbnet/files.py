@@ -4,15 +4,21 @@ Every file bdbnet writes that a later step relies on (checkpoints, gallery index
 evaluation runs) goes through :func:`write_temporary`: the bytes land in a temporary file in the
 target's folder, flushed and fsynced, and only then is it renamed over the target
 (``os.replace`` is atomic). A reader sees the old file or the new one, and a failed or killed
-write leaves the previous file as it was.
+write leaves the previous file as it was. Temporaries are named after their writer
+(``.NAME.PID@HOST.XXXX.tmp``), so that what a killed write left behind can be told from the live
+temporary of a concurrent writer (:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Callable
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,7 +48,8 @@ def write_temporary(target: str | os.PathLike[str], write: Callable[[IO[bytes]],
     permissions: 0666 less the umask); returns its path. On any failure the temporary is
     removed and the error propagates; renaming it over ``target`` is the caller's step."""
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    prefix = f".{target.name}.{os.getpid()}@{_host()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -55,10 +62,46 @@ def write_temporary(target: str | os.PathLike[str], write: Callable[[IO[bytes]],
     return Path(tmp)
 
 
+OTHER_HOST_STALE_AFTER = 24 * 3600.0  # seconds: a writer on another host is not asked
+
+
+def _host() -> str:
+    return socket.gethostname().replace("/", "_")[:64] or "localhost"
+
+
+_OWNED = re.compile(r"(\d+)@(.+)\.[A-Za-z0-9_]+")  # PID@HOST.XXXX (mkstemp's letters)
+
+
+def _writer_is_gone(tmp: Path, prefix: str) -> bool:
+    """Whether the process that named ``tmp`` cannot be writing it any more: it has ended (on
+    this host), or it is on another host and the file is a day old. Names of older bdbnet
+    versions (``.NAME.XXXX.tmp``) count as gone; other names (another target's) do not."""
+    rest = tmp.name[len(prefix) : -len(".tmp")]
+    owned = _OWNED.fullmatch(rest)
+    if owned is None:
+        return "." not in rest and "@" not in rest
+    pid, host = int(owned[1]), owned[2]
+    if host != _host():
+        try:
+            return time.time() - tmp.stat().st_mtime > OTHER_HOST_STALE_AFTER
+        except FileNotFoundError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another account's
+        return False
+    return False
+
+
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
-    """Delete the temporary files that writes of ``path`` killed mid-way left behind."""
+    """Delete the temporary files that writes of ``path`` killed mid-way left behind; those of
+    writers still running (another process saving the same file) are left alone."""
     path = Path(path)
-    stale = sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    prefix = f".{path.name}."
+    found = sorted(path.parent.glob(f"{glob_escape(prefix)}*.tmp")) if path.parent.is_dir() else []
+    stale = [tmp for tmp in found if _writer_is_gone(tmp, prefix)]
     for tmp in stale:
         tmp.unlink(missing_ok=True)
     return stale
@@ -71,13 +114,15 @@ def atomic_write(
 ) -> Path:
     """Write ``path`` through :func:`write_temporary` and ``os.replace``, creating its folder.
 
-    A failure of type ``errors`` (a full disk, a read-only folder) raises
+    Temporaries that killed writes of ``path`` left behind are removed first. A failure of
+    type ``errors`` (a full disk, a read-only folder) raises
     :class:`~bdbnet.errors.OutputError` naming ``path`` and saying that the previous file, if
     any, is kept.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
         os.replace(write_temporary(path, write), path)
     except errors as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -90,15 +135,13 @@ def atomic_write(
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` of ``obj`` by :func:`atomic_write`; temporaries of earlier writes of
-    ``path`` that were killed are removed first.
+    """``torch.save`` of ``obj`` by :func:`atomic_write`.
 
     A failed write raises :class:`~bdbnet.errors.OutputError` naming ``path``; the previous file
     is left as it was.
     """
     import torch
 
-    remove_stale_temporaries(path)
     # torch reports ENOSPC as "RuntimeError: [enforce fail ..."
     return atomic_write(path, lambda f: torch.save(obj, f), errors=(OSError, RuntimeError))
 

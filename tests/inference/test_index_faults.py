@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import signal
+import stat
 import time
 
 import numpy as np
@@ -96,6 +97,9 @@ def test_kill_mid_write_never_leaves_a_mixed_index(tmp_path, suffix):
             outcomes.append("refused")
             gallery("a").save(path)  # saving again repairs it
     assert outcomes
+    gallery("b").save(path)  # the killed saves' temporaries (a gallery each) go with it
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    assert_whole(GalleryIndex.load(path))
 
 
 def test_npy_save_interrupted_between_renames(tmp_path, monkeypatch):
@@ -211,3 +215,19 @@ def test_errors_are_user_errors_and_keep_the_old_kinds(tmp_path):
     with pytest.raises(OutputError, match="end in"):
         gallery("a").save(tmp_path / "g.txt")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_index_files_and_exported_weights_follow_the_umask(tmp_path, mask):
+    from bdbnet.models.weights import write_safetensors
+
+    old = os.umask(mask)
+    try:
+        for suffix in FORMATS:
+            gallery("a").save(tmp_path / f"gallery{suffix}")
+        write_safetensors(tmp_path / "model.safetensors", {"w": torch.ones(2)}, {})
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert len(modes) == 6  # npz, safetensors, the three .npy files, the weights
+    assert set(modes.values()) == {0o666 & ~mask}, modes

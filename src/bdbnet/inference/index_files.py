@@ -14,6 +14,9 @@ features of one with the paths of another) or that fails with a decoder's traceb
   manifest whose hashes do not match its companions (a save killed between two renames, or a
   system without ``flock``) retries briefly and then refuses with an error naming the files. It
   never pairs files of two saves.
+* A save first removes the temporaries that killed saves of the same files left behind (a
+  gallery's size each); those of a concurrent saver are left alone (a temporary's name holds its
+  writer's pid and host: :func:`bdbnet.files.remove_stale_temporaries`).
 
 Every problem raises :class:`IndexFileError` (a :class:`~bdbnet.errors.DataError`) naming the
 broken file, or :class:`IndexOutputError` (an :class:`~bdbnet.errors.OutputError`) for saves.
@@ -36,7 +39,7 @@ from typing import IO, Any
 import numpy as np
 
 from bdbnet.errors import DataError, OutputError
-from bdbnet.files import file_sha256, write_temporary
+from bdbnet.files import file_sha256, remove_stale_temporaries, write_temporary
 
 __all__ = ["IndexFileError", "IndexOutputError", "read_index_file", "write_index_file"]
 
@@ -103,6 +106,8 @@ def write_index_file(
     temps: list[Path] = []
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        for target in (path, *companions(path)) if suffix == ".npy" else (path,):
+            remove_stale_temporaries(target)  # what killed saves left; live savers' are kept
         if suffix == ".safetensors":
             try:
                 from safetensors.numpy import save
