@@ -7,6 +7,7 @@ tensor."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -18,12 +19,15 @@ from bdbnet.data.image_dataset import ImageDataset
 from bdbnet.data.pipelines.decode import decode_file, decoded_batches
 from bdbnet.data.pipelines.tensor import TensorRecipe, channel_statistics, normalise
 from bdbnet.data.records import ImageRecord
+from bdbnet.errors import CheckpointError
 from bdbnet.inference.runtimes.base import InferenceRuntime, flip_average
 from bdbnet.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from bdbnet.runtime.device import eval_mode
-from bdbnet.runtime.precision import autocast
+from bdbnet.runtime.precision import autocast, resolve_amp
 
 __all__ = ["embed_all", "embed_batch", "extract_features", "stack_features"]
+
+log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
@@ -34,11 +38,33 @@ def embed_batch(
     amp: str = "none",
     channels_last: bool = False,
 ) -> torch.Tensor:
-    """Eval-mode features of one batch, in float32; ``flip`` averages with the mirrored image."""
+    """Eval-mode features of one batch, in float32; ``flip`` averages with the mirrored image.
+
+    A batch whose reduced-precision (``amp``) features are not finite is computed again in
+    float32, with a warning (logger ``bdbnet.inference.embed``) the first time: bf16 has
+    float32's range, so such values are a kernel's fault (seen on an AMX CPU with 4 x 2 feature
+    maps, intermittently) or an fp16 overflow, and must not become NaN distances.
+    """
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
+    amp = resolve_amp(images.device, amp)
     with autocast(images.device, amp):
-        return flip_average(lambda x: model(x).float(), images, flip)
+        features = flip_average(lambda x: model(x).float(), images, flip)
+    if amp == "none" or bool(torch.isfinite(features).all()):
+        return features
+    global _warned
+    if not _warned:
+        _warned = True
+        log.warning(
+            "%s autocast gave non-finite features for a batch of %d images; it was computed "
+            "again in float32 (amp none computes every batch so)",
+            amp,
+            images.shape[0],
+        )
+    return flip_average(lambda x: model(x).float(), images, flip)
+
+
+_warned = False  # the fallback above is reported once per process
 
 
 def stack_features(
@@ -90,8 +116,29 @@ def embed_all(
                 batch = normalise(batch, *statistics)
             else:
                 batch = batch.to(device, non_blocking=True)
-            chunks.append(embed(batch).cpu())
+            chunks.append(_finite(embed(batch).cpu(), sum(len(c) for c in chunks)))
     return stack_features(chunks, model)
+
+
+class NonFiniteFeaturesError(CheckpointError):
+    """The model gave NaN or infinite features, in float32: its weights are broken (a NaN or
+    inf, or values that overflow), which no metric or index should silently absorb."""
+
+    def __init__(self, index: int, name: str | None = None) -> None:
+        self.index = index
+        what = name or f"image {index + 1} of the extraction"
+        super().__init__(
+            f"the model gave non-finite features (NaN or inf) for {what}: its weights hold "
+            "NaN/inf values or overflow: check the checkpoint, or use "
+            "an earlier checkpoint of its run"
+        )
+
+
+def _finite(features: torch.Tensor, offset: int) -> torch.Tensor:
+    bad = ~torch.isfinite(features).all(dim=1)
+    if bool(bad.any()):
+        raise NonFiniteFeaturesError(offset + int(bad.nonzero()[0, 0]))
+    return features
 
 
 def extract_features(
@@ -147,7 +194,12 @@ def extract_features(
         )
     total = -(-n // batch_size)
     shown = tqdm(batches, desc=desc, total=total, disable=not progress, leave=False)
-    return embed_all(model, shown, device, flip, amp, channels_last, mean, std)
+    try:
+        return embed_all(model, shown, device, flip, amp, channels_last, mean, std)
+    except NonFiniteFeaturesError as err:
+        if isinstance(records, torch.Tensor):
+            raise
+        raise NonFiniteFeaturesError(err.index, str(records[err.index].path)) from None
 
 
 def _decoded(
