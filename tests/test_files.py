@@ -121,3 +121,45 @@ def test_lines_round_trip_and_refuse_newlines():
         encode_lines(["a\nb"], OutputError)
     with pytest.raises(ValueError, match="2 paths for 3 expected"):
         decode_lines(encode_lines(["a", "b"]), 3)
+
+
+def test_a_checkpoint_on_a_full_disk_says_no_space_not_torchs_enforce_message(
+    tmp_path, monkeypatch
+):
+    import torch
+
+    from bdbnet.files import atomic_save
+
+    real_fdopen = os.fdopen
+
+    class FillsUp(io.RawIOBase):
+        """The temporary file of a disk with 1000 bytes left."""
+
+        def __init__(self, f):
+            self.f, self.left = f, 1000
+
+        def write(self, data):
+            if len(data) > self.left:
+                raise OSError(28, "No space left on device")
+            self.left -= len(data)
+            return self.f.write(data)
+
+        def flush(self):
+            self.f.flush()
+
+        def fileno(self):
+            return self.f.fileno()
+
+        def close(self):
+            self.f.close()
+
+    monkeypatch.setattr("bdbnet.files.os.fdopen", lambda fd, mode: FillsUp(real_fdopen(fd, mode)))
+    target = tmp_path / "last.pt"
+    target.write_bytes(b"the previous checkpoint")
+    with pytest.raises(OutputError) as caught:
+        atomic_save({"w": torch.ones(10_000)}, target)
+    assert str(caught.value) == (
+        f"cannot write {target} (No space left on device): is the disk full or the folder "
+        "read-only? The previous last.pt is kept."
+    )
+    assert os.listdir(tmp_path) == ["last.pt"] and target.read_bytes() == b"the previous checkpoint"

@@ -142,8 +142,36 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     """
     import torch
 
-    # torch reports ENOSPC as "RuntimeError: [enforce fail ..."
-    return atomic_write(path, lambda f: torch.save(obj, f), errors=(OSError, RuntimeError))
+    def save(f: IO[bytes]) -> None:
+        recorded = _RecordingWriter(f)
+        try:
+            torch.save(obj, recorded)
+        except RuntimeError:
+            # torch turns a failed write into "[enforce fail ...] unexpected pos": the
+            # file's own error (ENOSPC: "No space left on device") says what happened
+            if recorded.error is not None:
+                raise recorded.error from None
+            raise
+
+    return atomic_write(path, save, errors=(OSError, RuntimeError))
+
+
+class _RecordingWriter:
+    """A binary file that remembers the ``OSError`` its ``write`` raised."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def file_sha256(file: str | os.PathLike[str] | IO[bytes], block: int = 1 << 20) -> str:

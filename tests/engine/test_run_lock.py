@@ -15,6 +15,7 @@ from conftest import TINY_OVERRIDES
 
 from bdbnet.cli import main
 from bdbnet.engine.run_lock import LOCK_NAME, RunBusyError, acquire_run_lock, release_run_lock
+from bdbnet.errors import OutputError
 
 pytest.importorskip("fcntl")
 
@@ -84,3 +85,19 @@ def test_a_second_train_into_a_busy_folder_is_refused_and_writes_nothing(
     time.sleep(0.1)
     assert main(args) == 0  # the holder's death freed the folder
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "last.pt", "metrics.jsonl"]
+
+
+def test_a_full_disk_while_taking_the_lock_is_one_error_and_leaves_nothing(tmp_path, monkeypatch):
+    def no_space(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("bdbnet.engine.run_lock.os.write", no_space)
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(OutputError, match=r"cannot write .*\.bdbnet-run\.lock \(No space left"):
+        acquire_run_lock(run)
+    assert os.listdir(run) == []
+    monkeypatch.undo()
+    release_run_lock(run)  # nothing held: a no-op
+    assert acquire_run_lock(run).name == LOCK_NAME  # free for the next run
+    release_run_lock(run)

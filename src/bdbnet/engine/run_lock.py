@@ -41,7 +41,10 @@ def acquire_run_lock(folder: str | os.PathLike[str]) -> Path:
     if str(path) in _HELD:
         return path
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as err:
+            raise _unwritable(path, err) from err
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -62,10 +65,23 @@ def acquire_run_lock(folder: str | os.PathLike[str]) -> Path:
             break
         os.close(fd)
     started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    os.ftruncate(fd, 0)
-    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}".encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}".encode())
+    except OSError as err:  # a full disk: give the lock back, leave no file
+        path.unlink(missing_ok=True)
+        os.close(fd)
+        raise _unwritable(path, err) from err
     _HELD[str(path)] = fd
     return path
+
+
+def _unwritable(path: Path, err: OSError) -> OutputError:
+    reason = err.strerror or str(err)
+    return OutputError(
+        f"cannot write {path} ({reason}): is the disk full or the folder read-only? "
+        "Nothing of the run was written"
+    )
 
 
 def release_run_lock(folder: str | os.PathLike[str]) -> None:
