@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -33,6 +34,7 @@ __all__ = [
     "encode_lines",
     "file_sha256",
     "remove_stale_temporaries",
+    "temporary_prefix",
     "write_temporary",
 ]
 
@@ -48,8 +50,7 @@ def write_temporary(target: str | os.PathLike[str], write: Callable[[IO[bytes]],
     permissions: 0666 less the umask); returns its path. On any failure the temporary is
     removed and the error propagates; renaming it over ``target`` is the caller's step."""
     target = Path(target)
-    prefix = f".{target.name}.{os.getpid()}@{_host()}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(target), suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -63,6 +64,12 @@ def write_temporary(target: str | os.PathLike[str], write: Callable[[IO[bytes]],
 
 
 OTHER_HOST_STALE_AFTER = 24 * 3600.0  # seconds: a writer on another host is not asked
+
+
+def temporary_prefix(target: str | os.PathLike[str]) -> str:
+    """``.NAME.PID@HOST.``: the start of this process's temporaries for ``target`` (files, or
+    the folder a library writes several files into), ended by ``XXXX.tmp``."""
+    return f".{Path(target).name}.{os.getpid()}@{_host()}."
 
 
 def _host() -> str:
@@ -103,7 +110,10 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     found = sorted(path.parent.glob(f"{glob_escape(prefix)}*.tmp")) if path.parent.is_dir() else []
     stale = [tmp for tmp in found if _writer_is_gone(tmp, prefix)]
     for tmp in stale:
-        tmp.unlink(missing_ok=True)
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
     return stale
 
 

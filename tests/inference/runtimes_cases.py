@@ -250,3 +250,28 @@ def test_export_takes_pytorch_weights_not_an_exported_graph(models, tmp_path, ca
     err = capsys.readouterr().err
     assert "m.onnx is already an exported graph: export takes PyTorch weights" in err
     assert not (tmp_path / "again.onnx").exists()
+
+
+def test_openvino_export_cleans_killed_exports_and_follows_the_umask(models, tmp_path):
+    import os
+    import socket
+    import stat
+
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    killed = tmp_path / f".m.xml.{int(ended.stdout)}@{socket.gethostname()}.abc.tmp"
+    killed.mkdir()  # the temporary folder of an export killed mid-write, with half its files
+    (killed / "model.bin").write_bytes(b"half")
+    mask = os.umask(0o002)
+    try:
+        export_checkpoint(models["pt"], tmp_path / "m.xml", "openvino")
+    finally:
+        os.umask(mask)
+    assert sorted(os.listdir(tmp_path)) == ["m.bin", "m.xml"]
+    modes = {stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("m.bin", "m.xml")}
+    assert modes == {0o664}
+    assert FeatureExtractor(tmp_path / "m.xml", device="cpu").feature_dim == 1536

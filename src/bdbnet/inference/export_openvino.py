@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from bdbnet.errors import DataError, OutputError
+from bdbnet.files import remove_stale_temporaries, temporary_prefix
 from bdbnet.inference.runtimes.openvino_model import RT_INFO_KEY, openvino
 from bdbnet.models.preprocess import Preprocessing
 
@@ -66,12 +69,16 @@ def export_openvino(
     if precision == "int8":
         graph = _quantise(graph, calibration or [])
     graph.set_rt_info(json.dumps(meta), [RT_INFO_KEY])
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temp = output.with_name(f".{output.stem}.{os.getpid()}.tmp.xml")
-    written = [temp, temp.with_suffix(".bin")]
+    folder = None
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(output)  # what killed exports of this model left
+        # OpenVINO writes two files: into a temporary folder next to the output, then renamed
+        prefix = temporary_prefix(output)
+        folder = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=output.parent))
+        temp = folder / "model.xml"
         ov.save_model(graph, str(temp), compress_to_fp16=precision == "fp16")
-        os.replace(written[1], output.with_suffix(".bin"))
+        os.replace(temp.with_suffix(".bin"), output.with_suffix(".bin"))
         os.replace(temp, output)  # the .xml last: it is what makes the model visible
     except (OSError, RuntimeError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -79,8 +86,8 @@ def export_openvino(
             f"cannot write {output} ({reason}): is the disk full or the folder read-only?"
         ) from err
     finally:
-        for path in written:
-            path.unlink(missing_ok=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
     return output
 
 
