@@ -34,7 +34,12 @@ MAX_LINES = 500
 FLOORS: tuple[tuple[str, ...], ...] = (
     # pure: errors, the version, one registry type, plain-text tables, losses, metrics
     ("errors", "version", "registry", "reporting", "losses", "evaluation"),
-    ("config", "files", "outputs"),  # typed config; atomic files; output checks
+    (
+        "config",
+        "files",
+        "outputs",
+        "vector_engines",
+    ),  # config; atomic files; output checks; engine names
     ("runtime",),  # device, precision, seeding, process group
     ("models",),  # the contract, the preprocessing spec, architectures, loading
     ("data",),  # datasets, samplers, transforms, pipelines
@@ -60,6 +65,8 @@ EXTRA_MODULES = {
     "python-multipart": "multipart",
     "openvino": "openvino",
     "nncf": "nncf",
+    "pymilvus": "pymilvus",
+    "milvus-lite": "milvus_lite",
 }
 # Extras that are groups of other extras or tools for developing bdbnet, not features.
 NON_FEATURE_EXTRAS = {"test", "dev", "all"}

@@ -256,6 +256,25 @@ def require_readable(extraction: Any, what: str, inputs: Sequence[str]) -> None:
         )
 
 
+def add_engine_options(p: argparse.ArgumentParser, create: bool = False) -> None:
+    """``--collection`` (and, where a gallery is made, ``--index-type``) of Milvus galleries."""
+    from bdbnet.vector_engines import DEFAULT_COLLECTION, INDEX_TYPES
+
+    p.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        help="the collection of a Milvus gallery (.db file or server URI)",
+    )
+    if create:
+        p.add_argument(
+            "--index-type",
+            default="FLAT",
+            choices=INDEX_TYPES,
+            help="the vector index of a new Milvus gallery: FLAT (exact) or approximate "
+            "(HNSW, IVF_FLAT; results re-scored exactly)",
+        )
+
+
 def check_index_output(path: str) -> None:
     """Before extracting anything: a known suffix, a writable folder, safetensors installed."""
     import importlib.util

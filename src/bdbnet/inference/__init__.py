@@ -9,18 +9,26 @@ from bdbnet.inference.extractor import (
     ModelIdentity,
     list_images,
 )
+from bdbnet.inference.galleries import open_gallery
+from bdbnet.inference.gallery_filter import GalleryFilter, parse_where
 from bdbnet.inference.index import GalleryIndex, IndexMismatchError, labels_from_paths
-from bdbnet.inference.search import SearchResult, search, topk_search
+from bdbnet.inference.milvus_gallery import MilvusGallery
+from bdbnet.inference.search import Hit, SearchResult, search, topk_search
 
 __all__ = [
     "Extraction",
     "FeatureExtractor",
+    "GalleryFilter",
     "GalleryIndex",
+    "Hit",
     "IndexMismatchError",
+    "MilvusGallery",
     "ModelIdentity",
     "SearchResult",
     "labels_from_paths",
     "list_images",
+    "open_gallery",
+    "parse_where",
     "search",
     "topk_search",
 ]

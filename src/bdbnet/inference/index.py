@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from bdbnet.errors import BDBNetError
 from bdbnet.evaluation.distance import ArrayLike, Metric, as_tensor
 from bdbnet.files import decode_lines, encode_lines
 from bdbnet.inference.extractor import Extraction, ModelIdentity
+from bdbnet.inference.gallery_filter import GalleryFilter
 from bdbnet.inference.index_files import (
     SUFFIXES,
     IndexFileError,
@@ -44,7 +46,7 @@ from bdbnet.inference.index_files import (
     read_index_file,
     write_index_file,
 )
-from bdbnet.inference.search import SearchResult, search
+from bdbnet.inference.search import Hit, SearchResult, search
 
 __all__ = [
     "FORMAT",
@@ -165,6 +167,61 @@ class GalleryIndex:
             q = q.unsqueeze(0)
         self.check_compatible(identity, int(q.shape[1]))
         return search(q, self.features, topk, metric, **kwargs)
+
+    def search_hits(
+        self,
+        query: ArrayLike,
+        topk: int = 10,
+        identity: ModelIdentity | None = None,
+        metric: Metric = "euclidean",
+        *,
+        where: GalleryFilter | None = None,
+        exclude_same_camera: tuple[Sequence[int], Sequence[int]] | None = None,
+        **kwargs: Any,
+    ) -> list[list[Hit]]:
+        """The ``topk`` nearest items of each query row as :class:`Hit` lists, among the rows
+        ``where`` keeps; ``exclude_same_camera`` = (query pids, query camids) leaves out the
+        query's identity on the query's camera (the re-ID protocol). The interface of
+        :class:`~bdbnet.inference.milvus_gallery.MilvusGallery` too."""
+        q = as_tensor(query)
+        q = q.unsqueeze(0) if q.dim() == 1 else q
+        self.check_compatible(identity, int(q.shape[1]))
+        columns = {
+            "pid": None if self.pids is None else self.pids.numpy(),
+            "camid": None if self.camids is None else self.camids.numpy(),
+            "time": None,
+            "source": None,
+        }
+        keep = where.mask(columns) if where is not None else np.ones(len(self), dtype=bool)
+        if exclude_same_camera is not None and (self.pids is None or self.camids is None):
+            raise IndexMismatchError(
+                "leaving out the query's identity on its camera needs a gallery with labels"
+            )
+        groups: dict[tuple[int, int] | None, list[int]] = {}
+        for i in range(q.shape[0]):
+            key = None
+            if exclude_same_camera is not None:
+                key = (int(exclude_same_camera[0][i]), int(exclude_same_camera[1][i]))
+            groups.setdefault(key, []).append(i)
+        out: list[list[Hit]] = [[] for _ in range(q.shape[0])]
+        for key, rows in groups.items():
+            allowed = keep
+            if key is not None:
+                allowed = keep & ~((columns["pid"] == key[0]) & (columns["camid"] == key[1]))
+            kept = torch.from_numpy(np.flatnonzero(allowed))
+            if kept.numel() == 0:
+                continue
+            result = search(q[rows], self.features[kept], topk, metric, **kwargs)
+            for row, idx, dist in zip(rows, result.indices.tolist(), result.distances.tolist()):
+                out[row] = [
+                    self._hit(r, int(kept[i]), d) for r, (i, d) in enumerate(zip(idx, dist), 1)
+                ]
+        return out
+
+    def _hit(self, rank: int, i: int, distance: float) -> Hit:
+        pid = None if self.pids is None else int(self.pids[i])
+        camid = None if self.camids is None else int(self.camids[i])
+        return Hit(rank, i, self.paths[i], float(distance), pid, camid)
 
     # ------------------------------------------------------------------ files
     def _description(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ is converted to float32 when it is compared).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from bdbnet.evaluation.distance import (
     topk,
 )
 
-__all__ = ["DEFAULT_GALLERY_CHUNK", "SearchResult", "search", "topk_search"]
+__all__ = ["DEFAULT_GALLERY_CHUNK", "Hit", "SearchResult", "search", "topk_search"]
 
 #: Gallery rows compared at once by default (64 Ki rows x 1536-d float32 = 384 MiB of features
 #: converted at a time only when stored in float16; otherwise a view).
@@ -41,6 +42,21 @@ class SearchResult:
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked gallery item, as ``search --json`` and the service answer it."""
+
+    rank: int
+    index: int
+    path: str
+    distance: float
+    pid: int | None
+    camid: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 def _merge(

@@ -1,0 +1,380 @@
+"""A gallery on Milvus: an embedded file (Milvus Lite, ``gallery.db``) or a cluster
+(``http://host:19530``), through one client (``pip install 'bdbnet[milvus]'``).
+
+Why an engine: a city's cameras over days are tens of millions of crops (10^8 1536-d float32
+features are 614 GB), past what one file loaded into one machine's memory can hold. Milvus keeps
+the same client API from an embedded file on a laptop to a distributed cluster, filters on
+scalar fields inside the search, and offers approximate indexes (HNSW, IVF).
+
+One collection (default ``bdbnet_gallery``) holds per image: an auto id (the hit's ``index``),
+the feature, the path, ``pid`` and ``camid`` (-1 when unknown), ``time`` (seconds, the file's
+modification time) and ``source`` (the image's folder). The collection's property ``bdbnet`` is
+JSON:
+the model identity, the feature dimension, whether labels are known and the vector index; features
+of another model are refused when adding and when searching.
+
+Search asks the engine for ``candidates`` (default ``max(2k, k + 10)``) items under the filter
+(``--where``, and for evaluation-style queries "not the same identity on the same camera"),
+then re-scores them with the stored float32 features by :func:`bdbnet.evaluation.
+pairwise_distance` and sorts them stably by (distance, id): with a ``FLAT`` index the result is
+exact search's; with ``HNSW``/``IVF_FLAT`` it equals exact search whenever the true neighbours are
+among the candidates (recall measured in ``benchmarks/bench_index.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bdbnet.errors import DataError, OutputError
+from bdbnet.evaluation.distance import ArrayLike, Metric, as_tensor, pairwise_distance
+from bdbnet.inference.extractor import ModelIdentity
+from bdbnet.inference.gallery_filter import GalleryFilter
+from bdbnet.inference.search import Hit
+from bdbnet.vector_engines import (
+    DEFAULT_COLLECTION,
+    INDEX_TYPES,
+    SERVER_SCHEMES,
+    is_engine_target,
+)
+
+__all__ = ["ENGINE_FORMAT", "GalleryEngineError", "MilvusGallery"]
+
+ENGINE_FORMAT = "bdbnet-gallery"
+PROPERTY = "bdbnet"  # the collection property holding the description (JSON)
+INSERT_ROWS = 2000  # rows per insert call
+MAX_PATH = 4096
+
+
+class GalleryEngineError(DataError):
+    """The engine cannot be reached, or its collection is not a bdbnet gallery."""
+
+
+def _pymilvus() -> Any:
+    try:
+        import pymilvus
+    except ImportError as err:
+        raise ImportError(
+            "galleries on Milvus need pymilvus (and milvus-lite for a .db file): "
+            "pip install 'bdbnet[milvus]'"
+        ) from err
+    # its client logs every failed call with a traceback; the error it raises says it all
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    return pymilvus
+
+
+class MilvusGallery:
+    """A gallery in a Milvus collection; open with :meth:`open`.
+
+    Example:
+        >>> gallery = MilvusGallery.open("gallery.db", identity, create=True)  # doctest: +SKIP
+        >>> gallery.add(features, paths, pids=pids, camids=camids)  # doctest: +SKIP
+        >>> where = parse_where("camid != 2")  # doctest: +SKIP
+        >>> hits = gallery.search_hits(query, topk=10, where=where)  # doctest: +SKIP
+    """
+
+    def __init__(self, client: Any, uri: str, collection: str, desc: dict[str, Any]) -> None:
+        self.client = client
+        self.uri = uri
+        self.collection = collection
+        self.desc = desc
+        model = desc.get("model")
+        self.identity = ModelIdentity.from_dict(model) if model else None
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls,
+        uri: str | Path,
+        identity: ModelIdentity | None = None,
+        *,
+        create: bool = False,
+        dim: int | None = None,
+        labelled: bool = False,
+        index_type: str = "FLAT",
+        collection: str = DEFAULT_COLLECTION,
+        token: str | None = None,
+    ) -> MilvusGallery:
+        """Connect to ``uri`` (a ``.db`` path or a server URI) and its ``collection``; with
+        ``create``, make the collection for ``identity``'s features when it does not exist
+        (``index_type``: FLAT, HNSW or IVF_FLAT). An existing collection of another model or
+        dimension is refused."""
+        milvus = _pymilvus()
+        uri = str(uri)
+        if index_type not in INDEX_TYPES:
+            known = ", ".join(INDEX_TYPES)
+            raise ValueError(f"index_type must be one of {known}; got {index_type!r}")
+        if not is_engine_target(uri):
+            raise GalleryEngineError(f"{uri}: a Milvus gallery is a .db file or an http(s):// URI")
+        local = not uri.startswith(SERVER_SCHEMES)
+        if local and not create and not Path(uri).exists():
+            raise GalleryEngineError(
+                f"no gallery at {uri}: build one with bdbnet extract --output {uri}"
+            )
+        if local:
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            client = milvus.MilvusClient(uri, token=token or "")
+            exists = client.has_collection(collection)
+        except milvus.MilvusException as err:
+            raise GalleryEngineError(
+                f"cannot reach the Milvus gallery at {uri} ({err.message}): is the server "
+                "running and the URI right?"
+            ) from None
+        if not exists:
+            if not create:
+                raise GalleryEngineError(
+                    f"{uri} holds no collection {collection!r}: build it with bdbnet extract "
+                    f"--output {uri}"
+                )
+            if identity is None and dim is None:
+                raise ValueError("a new gallery needs the model identity or the feature dim")
+            desc = {
+                "format": ENGINE_FORMAT,
+                "version": 1,
+                "dim": int(dim or identity.feature_dim),  # type: ignore[union-attr]
+                "model": identity.to_dict() if identity else None,
+                "labels": bool(labelled),
+                "index": index_type,
+            }
+            _create(client, milvus, collection, desc)
+            return cls(client, uri, collection, desc)
+        properties = client.describe_collection(collection).get("properties") or {}
+        raw = properties.get(PROPERTY, "")
+        try:
+            desc = json.loads(raw)
+            assert isinstance(desc, dict) and desc.get("format") == ENGINE_FORMAT
+        except (ValueError, AssertionError):
+            raise GalleryEngineError(
+                f"{uri}: collection {collection!r} was not written by bdbnet (it has no bdbnet "
+                "description); use another --collection"
+            ) from None
+        gallery = cls(client, uri, collection, desc)
+        with gallery._errors("loading the collection"):
+            client.load_collection(collection)
+        if create and identity is not None:
+            gallery.check_compatible(identity, identity.feature_dim, adding=True)
+        return gallery
+
+    # ------------------------------------------------------------------ facts
+    def __len__(self) -> int:
+        with self._errors("counting the items"):
+            stats = self.client.get_collection_stats(self.collection)
+        return int(stats.get("row_count", 0))
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """The engine's refusals as one-line :class:`GalleryEngineError` naming the gallery."""
+        milvus = _pymilvus()
+        try:
+            yield
+        except milvus.MilvusException as err:
+            raise GalleryEngineError(
+                f"{self.uri} ({self.collection}): the engine failed {doing}: {err.message}"
+            ) from None
+
+    @property
+    def dim(self) -> int:
+        return int(self.desc["dim"])
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.desc.get("labels"))
+
+    def check_compatible(
+        self, identity: ModelIdentity | None, dim: int | None = None, adding: bool = False
+    ) -> None:
+        """Raise :class:`~bdbnet.inference.index.IndexMismatchError` if features of
+        ``identity`` (or of dimension ``dim``) do not belong in this gallery."""
+        from bdbnet.inference.index import IndexMismatchError
+
+        doing = "add to" if adding else "query"
+        if dim is not None and dim != self.dim:
+            raise IndexMismatchError(
+                f"{self.uri} holds {self.dim}-d features; these are {dim}-d: {doing} it with "
+                "the model that built it"
+            )
+        if identity is not None and self.identity is not None:
+            why = self.identity.mismatch(identity)
+            if why:
+                raise IndexMismatchError(
+                    f"the gallery {self.uri} was built with another model ({why}); {doing} it "
+                    "with the checkpoint that built it, or use another --collection"
+                )
+
+    def indexed_paths(self) -> set[str]:
+        """Every path already in the gallery (a resumed extraction skips them)."""
+        paths: set[str] = set()
+        with self._errors("listing the indexed paths"):
+            iterator = self.client.query_iterator(
+                self.collection, batch_size=10000, output_fields=["path"]
+            )
+            try:
+                while batch := iterator.next():
+                    paths.update(row["path"] for row in batch)
+            finally:
+                iterator.close()
+        return paths
+
+    # ------------------------------------------------------------------ writing
+    def add(
+        self,
+        features: ArrayLike,
+        paths: Sequence[str],
+        *,
+        pids: Sequence[int] | None = None,
+        camids: Sequence[int] | None = None,
+        times: Sequence[int] | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> int:
+        """Insert rows (``features[i]`` is ``paths[i]``); returns how many. Times default to
+        the files' modification times, sources to their folders."""
+        feats = as_tensor(features).float().cpu().numpy()
+        n = len(paths)
+        if feats.ndim != 2 or feats.shape[0] != n:
+            raise ValueError(f"{feats.shape[0]} features for {n} paths")
+        self.check_compatible(None, int(feats.shape[1]), adding=True)
+        for path in paths:
+            if len(path.encode("utf-8")) > MAX_PATH:
+                raise OutputError(f"a path longer than {MAX_PATH} bytes cannot be indexed: {path}")
+        pids = list(pids) if pids is not None else [-1] * n
+        camids = list(camids) if camids is not None else [-1] * n
+        times = list(times) if times is not None else [_mtime(p) for p in paths]
+        sources = list(sources) if sources is not None else [Path(p).parent.name for p in paths]
+        for start in range(0, n, INSERT_ROWS):
+            rows = [
+                {
+                    "feature": feats[i],
+                    "path": paths[i],
+                    "pid": int(pids[i]),
+                    "camid": int(camids[i]),
+                    "time": int(times[i]),
+                    "source": sources[i][:1024],
+                }
+                for i in range(start, min(start + INSERT_ROWS, n))
+            ]
+            with self._errors("inserting features"):
+                self.client.insert(self.collection, rows)
+        with self._errors("flushing the inserted features"):
+            self.client.flush(self.collection)
+        return n
+
+    # ------------------------------------------------------------------ searching
+    def search_hits(
+        self,
+        query: ArrayLike,
+        topk: int = 10,
+        identity: ModelIdentity | None = None,
+        metric: Metric = "euclidean",
+        *,
+        where: GalleryFilter | None = None,
+        exclude_same_camera: tuple[Sequence[int], Sequence[int]] | None = None,
+        candidates: int | None = None,
+    ) -> list[list[Hit]]:
+        """The ``topk`` nearest gallery items of each query row (see the module documentation).
+
+        ``exclude_same_camera`` = (query pids, query camids): leave out gallery items of the
+        query's identity seen by the query's camera (the re-ID protocol)."""
+        q = as_tensor(query).float()
+        if q.dim() == 1:
+            q = q.unsqueeze(0)
+        self.check_compatible(identity, int(q.shape[1]))
+        if where is not None:  # the fields it names must be recorded: checked on no rows
+            none = np.zeros(0, dtype=np.int64)
+            labels = none if self.labelled else None
+            text = np.zeros(0, dtype=str)
+            where.mask({"pid": labels, "camid": labels, "time": none, "source": text})
+        fetch = max(candidates or 0, 2 * topk, topk + 10)
+        groups: dict[tuple[int, int] | None, list[int]] = {}
+        for i in range(q.shape[0]):
+            key = None
+            if exclude_same_camera is not None:
+                key = (int(exclude_same_camera[0][i]), int(exclude_same_camera[1][i]))
+            groups.setdefault(key, []).append(i)
+        out: list[list[Hit]] = [[] for _ in range(q.shape[0])]
+        for key, rows in groups.items():
+            expression = _combine(where, key)
+            found = self._engine_search(q[rows], fetch, expression)
+            for row, hits in zip(rows, found):
+                out[row] = _rescore(q[row], hits, topk, metric, self.labelled)
+        return out
+
+    def _engine_search(self, q: torch.Tensor, fetch: int, expression: str) -> list[list[dict]]:
+        index = self.desc.get("index")
+        effort = {"ef": max(64, fetch)} if index == "HNSW" else {"nprobe": 32}
+        params = {"metric_type": "L2", "params": effort if index != "FLAT" else {}}
+        with self._errors("searching"):
+            return self.client.search(
+                self.collection,
+                data=[row.numpy() for row in q],
+                anns_field="feature",
+                limit=fetch,
+                filter=expression,
+                output_fields=["feature", "path", "pid", "camid"],
+                search_params=params,
+            )
+
+
+def _create(client: Any, milvus: Any, collection: str, desc: dict[str, Any]) -> None:
+    types = milvus.DataType
+    schema = client.create_schema(auto_id=True)
+    schema.add_field("id", types.INT64, is_primary=True)
+    schema.add_field("feature", types.FLOAT_VECTOR, dim=desc["dim"])
+    schema.add_field("path", types.VARCHAR, max_length=MAX_PATH)
+    schema.add_field("pid", types.INT64)
+    schema.add_field("camid", types.INT64)
+    schema.add_field("time", types.INT64)
+    schema.add_field("source", types.VARCHAR, max_length=1024)
+    index = client.prepare_index_params()
+    params = {"FLAT": {}, "HNSW": {"M": 16, "efConstruction": 200}, "IVF_FLAT": {"nlist": 1024}}
+    kind = desc["index"]
+    index.add_index("feature", index_type=kind, metric_type="L2", params=params[kind])
+    client.create_collection(collection, schema=schema, index_params=index)
+    client.alter_collection_properties(collection, properties={PROPERTY: json.dumps(desc)})
+
+
+def _combine(where: GalleryFilter | None, same: tuple[int, int] | None) -> str:
+    parts = [where.milvus()] if where is not None else []
+    if same is not None:
+        parts.append(f"not (pid == {same[0]} and camid == {same[1]})")
+    return " and ".join(parts)
+
+
+def _rescore(
+    query: torch.Tensor, hits: Iterable[dict], topk: int, metric: Metric, labelled: bool
+) -> list[Hit]:
+    hits = list(hits)
+    if not hits:
+        return []
+    feats = torch.tensor(np.asarray([h["entity"]["feature"] for h in hits], dtype=np.float32))
+    dist = pairwise_distance(query.unsqueeze(0), feats, metric)[0]
+    ids = torch.tensor([int(h["id"]) for h in hits])
+    order = sorted(range(len(hits)), key=lambda j: (float(dist[j]), int(ids[j])))[:topk]
+    out = []
+    for rank, j in enumerate(order, start=1):
+        entity = hits[j]["entity"]
+        out.append(
+            Hit(
+                rank,
+                int(ids[j]),
+                entity["path"],
+                float(dist[j]),
+                int(entity["pid"]) if labelled else None,
+                int(entity["camid"]) if labelled else None,
+            )
+        )
+    return out
+
+
+def _mtime(path: str) -> int:
+    try:
+        return int(Path(path).stat().st_mtime)
+    except OSError:
+        return 0
