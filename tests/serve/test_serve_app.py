@@ -103,6 +103,24 @@ def test_search_with_rerank_and_topk_past_the_gallery(api, extractor, index, per
     assert [item["index"] for item in row] == expected.indices[0].tolist()
 
 
+def test_search_filters_like_search_where(api, extractor, index, person_images):
+    from bdbnet.inference import parse_where
+
+    where = "camid == 1 and pid != 2"
+    r = api.post("/v1/search", params={"topk": 3, "where": where}, files=[upload(person_images[0])])
+    assert r.status_code == 200, r.text
+    row = r.json()["results"][0]
+    expected = index.search_hits(extractor(person_images[:1]), 3, where=parse_where(where))[0]
+    assert [item["index"] for item in row] == [h.index for h in expected] and row
+    assert all(item["camid"] == 1 and item["pid"] != 2 for item in row)
+    for bad, message in [
+        ("camid = 1", "--where 'camid = 1' does not parse"),
+        ("time > 3", "uses time, which this gallery does not record"),
+    ]:
+        r = api.post("/v1/search", params={"where": bad}, files=[upload(person_images[0])])
+        assert r.status_code == 400 and message in r.json()["error"], r.text
+
+
 def test_a_query_without_a_market_name_has_unknown_labels(api, person_images):
     r = api.post("/v1/search", files=[upload(person_images[0], name="someone.png")])
     assert r.json()["queries"] == [{"name": "someone.png", "pid": None, "camid": None}]

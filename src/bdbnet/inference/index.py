@@ -186,12 +186,7 @@ class GalleryIndex:
         q = as_tensor(query)
         q = q.unsqueeze(0) if q.dim() == 1 else q
         self.check_compatible(identity, int(q.shape[1]))
-        columns = {
-            "pid": None if self.pids is None else self.pids.numpy(),
-            "camid": None if self.camids is None else self.camids.numpy(),
-            "time": None,
-            "source": None,
-        }
+        columns = self.filter_columns()
         keep = where.mask(columns) if where is not None else np.ones(len(self), dtype=bool)
         if exclude_same_camera is not None and (self.pids is None or self.camids is None):
             raise IndexMismatchError(
@@ -217,6 +212,15 @@ class GalleryIndex:
                     self._hit(r, int(kept[i]), d) for r, (i, d) in enumerate(zip(idx, dist), 1)
                 ]
         return out
+
+    def filter_columns(self) -> dict[str, np.ndarray | None]:
+        """The fields ``--where`` may name, per row (``None``: not recorded in this index)."""
+        return {
+            "pid": None if self.pids is None else self.pids.numpy(),
+            "camid": None if self.camids is None else self.camids.numpy(),
+            "time": None,
+            "source": None,
+        }
 
     def _hit(self, rank: int, i: int, distance: float) -> Hit:
         pid = None if self.pids is None else int(self.pids[i])

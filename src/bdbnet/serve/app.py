@@ -7,7 +7,8 @@ Routes (the user-facing API; README.md, "Serve a model", shows them in use):
 ``GET /v1/health``                     liveness (never needs the API key)
 ``GET /v1/info``                       model identity, preprocessing, feature dim, gallery size
 ``POST /v1/embed``                     multipart ``images`` -> ``{"dim", "features"}``
-``POST /v1/search?topk=K&rerank=``     multipart ``images`` -> ``{"results": [[...], ...]}``
+``POST /v1/search?topk=K&rerank=``     multipart ``images`` -> ``{"results": [[...], ...]}``;
+                                       ``&where=`` filters as ``search --where``
 ``GET /v1/gallery/{index}/image``      a gallery image by its integer index (``?size=`` thumb)
 ``GET /v1/run``                        with ``--run``: the saved evaluation's summary
 ``GET /v1/run/queries``                its queries worst AP first (``pid``, ``camid``, paging)
@@ -316,12 +317,16 @@ def create_app(
 
     @app.post("/v1/search")
     async def search(
-        request: Request, topk: int = Query(10), rerank: bool = Query(False)
+        request: Request,
+        topk: int = Query(10),
+        rerank: bool = Query(False),
+        where: str | None = Query(None),
     ) -> dict[str, Any]:
         service.require_index()
         service.check_topk(topk, rerank)
+        condition = service.check_where(where) if where else None
         files, feats = await features(request)
-        results = await run_in_threadpool(service.search, feats, topk, rerank)
+        results = await run_in_threadpool(service.search, feats, topk, rerank, condition)
         queries = []
         for name, _ in files:
             pid, cam = labels_from_name(os.path.basename(name))

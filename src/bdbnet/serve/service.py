@@ -23,7 +23,7 @@ from bdbnet.serve.batching import BatcherFullError, MicroBatcher
 from bdbnet.serve.settings import ServeConfig
 
 if TYPE_CHECKING:
-    from bdbnet.inference import FeatureExtractor, GalleryIndex
+    from bdbnet.inference import FeatureExtractor, GalleryFilter, GalleryIndex
     from bdbnet.serve.runs import SavedRun
 
 __all__ = ["ApiError", "ServeConfig", "Service", "labels_from_name"]
@@ -209,28 +209,28 @@ class Service:
             )
         return self.index
 
-    def search(self, features: torch.Tensor, topk: int, rerank: bool) -> list[list[dict]]:
-        """The ranked gallery items of each feature row, as the contract's dictionaries."""
-        result = self.require_index().search(
-            features, topk, identity=self.extractor.identity, rerank=rerank
+    def check_where(self, text: str) -> GalleryFilter:
+        """The request's ``where`` filter, checked against the gallery's fields (a 400 if it
+        does not parse or names a field the gallery does not record)."""
+        from bdbnet.inference import parse_where
+        from bdbnet.inference.gallery_filter import GalleryFilterError
+
+        try:
+            where = parse_where(text)
+            where.mask(self.require_index().filter_columns())
+        except GalleryFilterError as err:
+            raise ApiError(400, str(err)) from None
+        return where
+
+    def search(
+        self, features: torch.Tensor, topk: int, rerank: bool, where: GalleryFilter | None = None
+    ) -> list[list[dict]]:
+        """The ranked gallery items of each feature row, as the contract's dictionaries;
+        ``where`` keeps the gallery items it matches (``search --where``'s language)."""
+        hits = self.require_index().search_hits(
+            features, topk, identity=self.extractor.identity, rerank=rerank, where=where
         )
-        out = []
-        for row, dist in zip(result.indices.tolist(), result.distances.tolist()):
-            items = []
-            for rank, (i, d) in enumerate(zip(row, dist), start=1):
-                path, pid, cam = self.gallery_record(i)
-                items.append(
-                    {
-                        "rank": rank,
-                        "index": i,
-                        "path": self.shown(path),
-                        "distance": d,
-                        "pid": pid,
-                        "camid": cam,
-                    }
-                )
-            out.append(items)
-        return out
+        return [[{**hit.to_dict(), "path": self.shown(hit.path)} for hit in row] for row in hits]
 
     def image(self, kind: str, i: int, size: int | None) -> bytes:
         """JPEG bytes of gallery (or, with a run, query) image ``i``, at most ``size`` pixels
