@@ -77,6 +77,22 @@ def test_exact_engine_search_equals_the_file_index(galleries):
     assert all(a.distance <= b.distance for row in hits for a, b in itertools.pairwise(row))
 
 
+def test_a_local_search_is_sent_in_chunks_the_embedded_engine_can_hold(galleries, monkeypatch):
+    """Milvus Lite's exact search allocates queries x rows x dim floats: bounded per call."""
+    from bdbnet.inference import milvus_gallery
+
+    index, engine = galleries
+    q, _, _ = queries()
+    calls = []
+    search = engine.client.search
+    monkeypatch.setattr(
+        engine.client, "search", lambda *a, **kw: calls.append(len(kw["data"])) or search(*a, **kw)
+    )
+    monkeypatch.setattr(milvus_gallery, "LITE_SEARCH_BYTES", 5 * N * DIM * 4)
+    same_hits(engine.search_hits(q, 10), index.search_hits(q, 10))
+    assert calls == [5, 5, 2]
+
+
 @pytest.mark.parametrize(
     "where", ["camid in [0, 2]", "not (pid < 10 and camid == 1)", "pid != 3 or camid == 0"]
 )

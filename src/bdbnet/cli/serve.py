@@ -21,6 +21,7 @@ from bdbnet.cli.support import (
     POSITIVE,
     CLIError,
     add_command,
+    add_engine_options,
     add_runtime_option,
     float_above,
     int_at_least,
@@ -44,11 +45,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "With --run, browse a saved evaluation (bdbnet evaluate --save-run).",
         """
         bdbnet serve --checkpoint runs/market1501/last.pt --index gallery.safetensors --port 8000
+        bdbnet serve --checkpoint runs/market1501/last.pt --index http://milvus:19530
         """,
     )
     p.add_argument("--checkpoint", required=True, help=MODEL_HELP)
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--index", help="gallery index to search (bdbnet extract --output)")
+    source.add_argument(
+        "--index",
+        help="gallery to search (bdbnet extract --output): an index file, a Milvus Lite .db "
+        "or a Milvus server URI",
+    )
     source.add_argument("--run", metavar="DIR", help="saved evaluation to browse")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=PORT, default=8000, help="default 8000 (0: any free)")
@@ -133,6 +139,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="uvicorn's log level (requests are logged from info)",
     )
+    add_engine_options(p)
     p.set_defaults(func=run)
     return p
 
@@ -171,9 +178,10 @@ def check_port_free(host: str, port: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model and the gallery (or run), then serve until interrupted."""
-    from bdbnet.inference import FeatureExtractor, GalleryIndex
+    from bdbnet.inference import FeatureExtractor, GalleryIndex, open_gallery
     from bdbnet.serve.runs import load_run
     from bdbnet.serve.settings import LOOPBACK_HOSTS, is_loopback
+    from bdbnet.vector_engines import is_engine_target
 
     try:
         import uvicorn
@@ -193,7 +201,12 @@ def run(args: argparse.Namespace) -> int:
     if allowed_hosts or is_loopback(args.host):
         allowed_hosts += LOOPBACK_HOSTS
     index = run = None
-    if args.index:
+    if args.index and is_engine_target(args.index):
+        try:
+            index = open_gallery(args.index, collection=args.collection)
+        except ImportError as err:
+            raise CLIError(str(err)) from err
+    elif args.index:
         if not GalleryIndex.is_index_file(args.index):
             kind = "a file" if os.path.isfile(args.index) else None
             kind = kind or ("a folder" if os.path.isdir(args.index) else None)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,19 @@ _MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
 
 class IndexMismatchError(BDBNetError, ValueError):
     """Query features do not come from the model the index was built with."""
+
+
+def common_folder(paths: Iterable[str], start: str | None = None) -> str:
+    """The deepest folder holding ``start`` and every absolute path of ``paths`` ("" when
+    there is none, or they are on different drives)."""
+    folders = [os.path.dirname(p) for p in paths if os.path.isabs(p)]
+    folders += [start] if start else []
+    if not folders:
+        return ""
+    try:
+        return os.path.commonpath(folders)
+    except ValueError:
+        return ""
 
 
 def labels_from_paths(paths: list[str]) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -119,6 +132,22 @@ class GalleryIndex:
     @property
     def dim(self) -> int:
         return int(self.features.shape[1])
+
+    @property
+    def labelled(self) -> bool:
+        """Whether identities and cameras are known (the re-ID protocol and label filters)."""
+        return self.pids is not None and self.camids is not None
+
+    def record(self, i: int) -> tuple[str, int | None, int | None] | None:
+        """(path, pid, camid) of item ``i`` (a hit's ``index``); ``None`` when there is none."""
+        if not 0 <= i < len(self):
+            return None
+        hit = self._hit(0, i, 0.0)
+        return hit.path, hit.pid, hit.camid
+
+    def common_folder(self) -> str:
+        """The deepest folder holding every absolute path ("" when none is absolute)."""
+        return common_folder(self.paths)
 
     @classmethod
     def from_extraction(

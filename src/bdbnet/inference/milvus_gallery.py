@@ -37,6 +37,7 @@ from bdbnet.errors import DataError, OutputError
 from bdbnet.evaluation.distance import ArrayLike, Metric, as_tensor, pairwise_distance
 from bdbnet.inference.extractor import ModelIdentity
 from bdbnet.inference.gallery_filter import GalleryFilter
+from bdbnet.inference.index import common_folder
 from bdbnet.inference.search import Hit
 from bdbnet.vector_engines import (
     DEFAULT_COLLECTION,
@@ -50,7 +51,12 @@ __all__ = ["ENGINE_FORMAT", "GalleryEngineError", "MilvusGallery"]
 ENGINE_FORMAT = "bdbnet-gallery"
 PROPERTY = "bdbnet"  # the collection property holding the description (JSON)
 INSERT_ROWS = 2000  # rows per insert call
+# Milvus Lite's exact (FLAT) search broadcasts (queries x rows x dim) float32 differences: a
+# 200-query batch over 10,000 1536-d rows asks for 12 GB. Local searches are sent in chunks
+# whose broadcast stays under this many bytes (one query per call past ~170,000 rows).
+LITE_SEARCH_BYTES = 1 << 30
 MAX_PATH = 4096
+_RECORD = ["path", "pid", "camid"]
 
 
 class GalleryEngineError(DataError):
@@ -209,6 +215,32 @@ class MilvusGallery:
                     "with the checkpoint that built it, or use another --collection"
                 )
 
+    def filter_columns(self) -> dict[str, np.ndarray | None]:
+        """The fields ``--where`` may name, as empty columns (``None``: not recorded): a
+        filter is checked against them before the engine sees it."""
+        none = np.zeros(0, dtype=np.int64)
+        labels = none if self.labelled else None
+        return {"pid": labels, "camid": labels, "time": none, "source": np.zeros(0, dtype=str)}
+
+    def record(self, i: int) -> tuple[str, int | None, int | None] | None:
+        """(path, pid, camid) of the item with id ``i`` (a hit's ``index``); ``None`` when
+        there is none."""
+        with self._errors("reading an item"):
+            rows = self.client.get(self.collection, ids=[int(i)], output_fields=_RECORD)
+        if not rows:
+            return None
+        row = rows[0]
+        labels = self.labelled
+        return (
+            row["path"],
+            int(row["pid"]) if labels else None,
+            int(row["camid"]) if labels else None,
+        )
+
+    def common_folder(self) -> str:
+        """The deepest folder holding every absolute path added ("" when none is absolute)."""
+        return str(self.desc.get("root") or "")
+
     def indexed_paths(self) -> set[str]:
         """Every path already in the gallery (a resumed extraction skips them)."""
         paths: set[str] = set()
@@ -264,6 +296,13 @@ class MilvusGallery:
                 self.client.insert(self.collection, rows)
         with self._errors("flushing the inserted features"):
             self.client.flush(self.collection)
+        root = common_folder(paths, self.desc.get("root") or None)
+        if root != self.desc.get("root", ""):  # what a server shows paths relative to
+            self.desc["root"] = root
+            with self._errors("recording the gallery's folder"):
+                self.client.alter_collection_properties(
+                    self.collection, properties={PROPERTY: json.dumps(self.desc)}
+                )
         return n
 
     # ------------------------------------------------------------------ searching
@@ -287,10 +326,7 @@ class MilvusGallery:
             q = q.unsqueeze(0)
         self.check_compatible(identity, int(q.shape[1]))
         if where is not None:  # the fields it names must be recorded: checked on no rows
-            none = np.zeros(0, dtype=np.int64)
-            labels = none if self.labelled else None
-            text = np.zeros(0, dtype=str)
-            where.mask({"pid": labels, "camid": labels, "time": none, "source": text})
+            where.mask(self.filter_columns())
         fetch = max(candidates or 0, 2 * topk, topk + 10)
         groups: dict[tuple[int, int] | None, list[int]] = {}
         for i in range(q.shape[0]):
@@ -310,16 +346,22 @@ class MilvusGallery:
         index = self.desc.get("index")
         effort = {"ef": max(64, fetch)} if index == "HNSW" else {"nprobe": 32}
         params = {"metric_type": "L2", "params": effort if index != "FLAT" else {}}
+        step = q.shape[0]
+        if not self.uri.startswith(SERVER_SCHEMES):  # Milvus Lite: bound its broadcast
+            step = max(1, LITE_SEARCH_BYTES // max(1, len(self) * self.dim * 4))
+        found: list[list[dict]] = []
         with self._errors("searching"):
-            return self.client.search(
-                self.collection,
-                data=[row.numpy() for row in q],
-                anns_field="feature",
-                limit=fetch,
-                filter=expression,
-                output_fields=["feature", "path", "pid", "camid"],
-                search_params=params,
-            )
+            for start in range(0, q.shape[0], step):
+                found += self.client.search(
+                    self.collection,
+                    data=[row.numpy() for row in q[start : start + step]],
+                    anns_field="feature",
+                    limit=fetch,
+                    filter=expression,
+                    output_fields=["feature", *_RECORD],
+                    search_params=params,
+                )
+        return found
 
 
 def _create(client: Any, milvus: Any, collection: str, desc: dict[str, Any]) -> None:

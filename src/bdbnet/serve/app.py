@@ -43,7 +43,8 @@ from bdbnet.serve.settings import ServeConfig
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from bdbnet.inference import FeatureExtractor, GalleryIndex
+    from bdbnet.inference import FeatureExtractor
+    from bdbnet.inference.galleries import Gallery
     from bdbnet.serve.runs import SavedRun
 
 __all__ = ["API_KEY_HEADER", "STATIC_FILES", "create_app"]
@@ -182,14 +183,15 @@ def _static(name: str) -> bytes:
 
 def create_app(
     extractor: "FeatureExtractor",
-    index: "GalleryIndex | None" = None,
+    index: "Gallery | None" = None,
     run: "SavedRun | None" = None,
     config: ServeConfig | None = None,
     api_key: str | None = None,
     allowed_hosts: Iterable[str] | None = None,
     expose_paths: bool | None = None,
 ) -> "FastAPI":
-    """The service of ``extractor`` over a gallery ``index`` (search) or a saved ``run``
+    """The service of ``extractor`` over a gallery ``index`` (search: a file index or a
+    :class:`~bdbnet.inference.milvus_gallery.MilvusGallery`) or a saved ``run``
     (browse), with the limits and batching of ``config`` and an optional ``api_key``.
 
     ``allowed_hosts``: the ``Host`` names it answers to (others get 421), and the only page

@@ -23,7 +23,8 @@ from bdbnet.serve.batching import BatcherFullError, MicroBatcher
 from bdbnet.serve.settings import ServeConfig
 
 if TYPE_CHECKING:
-    from bdbnet.inference import FeatureExtractor, GalleryFilter, GalleryIndex
+    from bdbnet.inference import FeatureExtractor, GalleryFilter
+    from bdbnet.inference.galleries import Gallery
     from bdbnet.serve.runs import SavedRun
 
 __all__ = ["ApiError", "ServeConfig", "Service", "labels_from_name"]
@@ -75,25 +76,15 @@ class _LRU:
                 self._data.popitem(last=False)
 
 
-def _common_folder(paths: list[str]) -> str:
-    """The deepest folder holding every absolute path of ``paths`` ("" when none is absolute)."""
-    absolute = [p for p in paths if os.path.isabs(p)]
-    if not absolute:
-        return ""
-    try:
-        return os.path.commonpath([os.path.dirname(p) for p in absolute])
-    except ValueError:  # paths on different drives
-        return ""
-
-
 class Service:
     """A model behind a :class:`MicroBatcher`, and what it searches or browses: a gallery
-    index (``index``) or a saved evaluation (``run``), never both."""
+    (``index``: a file index in memory or a Milvus gallery) or a saved evaluation (``run``),
+    never both."""
 
     def __init__(
         self,
         extractor: FeatureExtractor,
-        index: GalleryIndex | None = None,
+        index: Gallery | None = None,
         run: SavedRun | None = None,
         config: ServeConfig | None = None,
         expose_paths: bool = True,
@@ -105,7 +96,12 @@ class Service:
         self.run = run
         self.config = config or ServeConfig()
         self.expose_paths = expose_paths
-        self._root = "" if expose_paths else _common_folder(self._all_paths())
+        from bdbnet.inference import GalleryIndex
+
+        self._positional = isinstance(index, GalleryIndex)  # hit indexes are row positions
+        self._root = ""
+        if not expose_paths:
+            self._root = index.common_folder() if index is not None else self._run_root()
         if index is not None:
             index.check_compatible(extractor.identity)
         self.batcher: MicroBatcher[torch.Tensor, torch.Tensor] = MicroBatcher(
@@ -151,11 +147,11 @@ class Service:
             raise ApiError(503, f"the server is busy: {err}") from err
 
     # ------------------------------------------------------------------ paths
-    def _all_paths(self) -> list[str]:
-        if self.index is not None:
-            return list(self.index.paths)
+    def _run_root(self) -> str:
+        from bdbnet.inference.index import common_folder
+
         assert self.run is not None
-        return [*self.run.gallery_paths, *self.run.query_paths]
+        return common_folder([*self.run.gallery_paths, *self.run.query_paths])
 
     def shown(self, path: str) -> str:
         """``path`` as answered: whole when paths are exposed, else relative to the folder all
@@ -177,21 +173,27 @@ class Service:
         assert self.run is not None
         return len(self.run.gallery_paths)
 
-    def gallery_record(self, i: int) -> tuple[str, int | None, int | None]:
-        """(path, identity, camera) of gallery item ``i`` (labels None when unknown)."""
+    def gallery_record(self, i: int) -> tuple[str, int | None, int | None] | None:
+        """(path, identity, camera) of gallery item ``i`` (a hit's ``index``; labels None
+        when unknown), ``None`` when there is no such item."""
         if self.index is not None:
-            pids, cams = self.index.pids, self.index.camids
-            pid = None if pids is None else int(pids[i])
-            cam = None if cams is None else int(cams[i])
-            return self.index.paths[i], pid, cam
+            return self.index.record(i)
         assert self.run is not None
         run = self.run
+        if not 0 <= i < len(run.gallery_paths):
+            return None
         return run.gallery_paths[i], int(run.gallery_pids[i]), int(run.gallery_camids[i])
 
     def check_topk(self, topk: int, rerank: bool) -> None:
         top = self.config.max_topk
         if not 1 <= topk <= top:
             raise ApiError(400, f"topk must be between 1 and {top} (--max-topk); got {topk}")
+        if rerank and self.index is not None and not self._positional:
+            raise ApiError(
+                400,
+                "rerank=true re-ranks a gallery held in memory; this server searches a vector "
+                "engine (Milvus), which returns its ranked lists as they are",
+            )
         if rerank and self.gallery_size > self.config.max_rerank_gallery:
             raise ApiError(
                 400,
@@ -200,7 +202,7 @@ class Service:
                 f"has {self.gallery_size}",
             )
 
-    def require_index(self) -> GalleryIndex:
+    def require_index(self) -> Gallery:
         if self.index is None:
             raise ApiError(
                 404,
@@ -227,8 +229,9 @@ class Service:
     ) -> list[list[dict]]:
         """The ranked gallery items of each feature row, as the contract's dictionaries;
         ``where`` keeps the gallery items it matches (``search --where``'s language)."""
+        options = {"rerank": True} if rerank else {}
         hits = self.require_index().search_hits(
-            features, topk, identity=self.extractor.identity, rerank=rerank, where=where
+            features, topk, identity=self.extractor.identity, where=where, **options
         )
         return [[{**hit.to_dict(), "path": self.shown(hit.path)} for hit in row] for row in hits]
 
@@ -239,20 +242,27 @@ class Service:
         if size is not None and not 16 <= size <= 1024:
             raise ApiError(400, f"size must be between 16 and 1024 pixels; got {size}")
         if kind == "gallery":
-            count = self.gallery_size
+            record = self.gallery_record(i)
+            if record is None:
+                n = self.gallery_size
+                why = f"the gallery has {n} images (0..{n - 1})"
+                if self.run is None and not self._positional:  # engine ids, not positions
+                    why = "the engine gallery holds no item with this id (a hit's 'index')"
+                raise ApiError(404, f"no gallery image {i}: {why}")
+            path = record[0]
         else:
             if self.run is None:
                 raise ApiError(404, "this server holds no saved run (start it with --run DIR)")
             count = self.run.num_queries
-        if not 0 <= i < count:
-            raise ApiError(
-                404, f"no {kind} image {i}: the {kind} has {count} images (0..{count - 1})"
-            )
+            if not 0 <= i < count:
+                raise ApiError(
+                    404, f"no query image {i}: the query has {count} images (0..{count - 1})"
+                )
+            path = self.run.query_paths[i]
         key = (kind, i, size)
         cached = self._thumbs.get(key)
         if cached is not None:
             return cached
-        path = self.gallery_record(i)[0] if kind == "gallery" else self.run.query_paths[i]  # type: ignore[union-attr]
         try:
             image = read_image(path)
         except UnreadableImageError as err:
@@ -347,7 +357,7 @@ class Service:
             "precision": ex.runtime.info.precision,
             "flip": ex.flip,
             "gallery_size": self.gallery_size,
-            "gallery_labels": self.index is None or self.index.pids is not None,
+            "gallery_labels": self.index is None or self.index.labelled,
             "limits": self.config.to_dict(),
             "batching": self.batcher.stats.to_dict(),
         }
