@@ -7,14 +7,12 @@ for each torchrun start once.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import TINY_OVERRIDES, tiny_config
+from torchrun_helpers import torchrun
 
 from bdbnet.data import build_dataset
 from bdbnet.engine.trainer import Trainer
@@ -24,8 +22,6 @@ from bdbnet.runtime.distributed import DistContext, gather_shards, shard_range
 
 pytestmark = pytest.mark.slow  # torchrun launches of 2 processes
 
-TESTS = Path(__file__).resolve().parents[1]  # tests/: the worker and the shared helpers
-WORKER = TESTS / "ddp_worker.py"
 EPOCHS = 2  # 2 steps an epoch: 8 training identities, P = 4
 
 
@@ -44,20 +40,6 @@ def train_args(root: Path, output: Path, *extra: str) -> list[str]:
         f"optim.epochs={EPOCHS}",
         *extra,
     ]
-
-
-def torchrun(args: list[str], *torchrun_args: str, module: bool = True, **env: str):
-    """Run ``bdbnet`` (or the fault-injecting worker) under torchrun with 2 CPU processes."""
-    target = ["-m", "bdbnet"] if module else [str(WORKER)]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc-per-node", "2", *torchrun_args, *target, *args]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", **env}
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [str(TESTS), *filter(None, [environment.get("PYTHONPATH")])]
-    )
-    return subprocess.run(
-        command, env=environment, capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 def records(run: Path, kind: str) -> list[dict]:

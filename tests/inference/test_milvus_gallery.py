@@ -179,3 +179,24 @@ def test_what_cannot_be_opened_is_one_line(tmp_path):
         MilvusGallery.open(foreign)
     with pytest.raises(GalleryEngineError, match="holds no collection 'other'"):
         MilvusGallery.open(foreign, collection="other")
+
+
+def test_an_embedded_gallery_open_in_another_process_is_named(galleries):
+    """Milvus Lite locks its folder: a second process is told why, not "cannot reach"."""
+    import subprocess
+    import sys
+
+    _, engine = galleries
+    code = (
+        "import sys\n"
+        "from bdbnet.inference.milvus_gallery import GalleryEngineError, MilvusGallery\n"
+        "try:\n    MilvusGallery.open(sys.argv[1])\n"
+        "except GalleryEngineError as err:\n    print(err)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, engine.uri], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == (
+        f"{engine.uri} is open in another process (an embedded Milvus Lite gallery has one user "
+        "at a time): wait for it to finish, or put the gallery on a Milvus server to share it"
+    ), done.stderr[-2000:]

@@ -27,9 +27,7 @@ def galleries(tiny_checkpoint, person_images, tmp_path_factory):
     index = GalleryIndex.from_extraction(extractor.extract(person_images), extractor.identity)
     uri = str(tmp_path_factory.mktemp("engine") / "gallery.db")
     engine = MilvusGallery.open(uri, extractor.identity, create=True, labelled=True)
-    engine.add(
-        index.features, index.paths, pids=index.pids.tolist(), camids=index.camids.tolist()
-    )
+    engine.add(index.features, index.paths, pids=index.pids.tolist(), camids=index.camids.tolist())
     return extractor, index, engine
 
 

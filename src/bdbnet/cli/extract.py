@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from bdbnet.cli.support import (
@@ -12,7 +13,7 @@ from bdbnet.cli.support import (
     add_model_options,
     build_extractor,
     check_index_output,
-    extract_paths,
+    require_readable,
 )
 
 
@@ -49,14 +50,114 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bdbnet.inference import GalleryIndex
+    from bdbnet.runtime.distributed import init_distributed, shutdown
+
+    ctx = init_distributed(args.device)
+    try:
+        return extract(args, ctx)
+    finally:
+        shutdown(ctx)
+
+
+def extract(args: argparse.Namespace, ctx: Any) -> int:
+    """Fill the file index or Milvus gallery ``args.output``; under torchrun every rank
+    extracts a shard and rank 0 writes (:mod:`bdbnet.inference.gallery_fill`)."""
+    import warnings
+
+    import torch
+
+    from bdbnet.inference import list_images
+    from bdbnet.inference.extractor import Extraction
+    from bdbnet.inference.gallery_fill import fill_gallery, gallery_writer
+    from bdbnet.runtime.distributed import on_main
     from bdbnet.vector_engines import is_engine_target
 
-    if is_engine_target(args.output):
-        return extract_to_engine(args)
-    check_index_output(args.output)
+    engine = is_engine_target(args.output)
+    if not engine:
+        on_main(ctx, lambda: check_index_output(args.output))
+    paths = list_images(args.images)
+    if not paths:
+        raise CLIError(f"no images found in {' '.join(args.images)}")
+    if ctx.distributed:
+        args.device = str(ctx.device)  # cuda:LOCAL_RANK on GPUs
+        args.quiet = getattr(args, "quiet", False) or not ctx.is_main
     extractor = build_extractor(args)
-    extraction = extract_paths(extractor, args.images)
+    if engine:
+        todo, gallery = open_engine(args, extractor, paths, ctx)
+        write = gallery_writer(gallery) if gallery is not None else None
+    else:
+        todo, rows, gallery = paths, [], None
+        write = rows.append
+    try:
+        with warnings.catch_warnings():  # unreadable files: listed once below, not warned each
+            warnings.simplefilter("ignore", UserWarning)
+            report = fill_gallery(extractor, todo, write, ctx)
+        total = len(gallery) if gallery is not None else 0
+    finally:
+        if gallery is not None:  # the embedded engine stops: the gallery is free to open
+            gallery.close()
+    if not ctx.is_main:
+        return 0
+    for path, reason in report.skipped:
+        print(f"warning: skipped unreadable image {path} ({reason})", file=sys.stderr)
+    if engine:
+        if todo and not report.added:  # every new file unreadable
+            require_readable(
+                Extraction(torch.zeros(0, 0), [], report.skipped), "input", args.images
+            )
+        already = len(paths) - len(todo)
+        print(
+            f"added {report.added} features ({gallery.dim}-d) to {args.output} "
+            f"(collection {args.collection}: {total} images)"
+            + (f"; {already} already there" if already else "")
+            + (f"; skipped {len(report.skipped)} unreadable image(s)" if report.skipped else "")
+        )
+        return 0
+    return save_index(args, extractor, rows, report)
+
+
+def open_engine(args: argparse.Namespace, extractor: Any, paths: list[str], ctx: Any) -> tuple:
+    """(the paths not yet in the Milvus gallery, the gallery on rank 0 else None): rank 0
+    alone opens it; its refusal stops every rank."""
+    from bdbnet.inference import labels_from_paths
+    from bdbnet.inference.milvus_gallery import MilvusGallery
+    from bdbnet.runtime.distributed import on_main
+
+    opened = []
+
+    def todo() -> list[str]:
+        try:
+            gallery = MilvusGallery.open(
+                args.output,
+                extractor.identity,
+                create=True,
+                labelled=labels_from_paths(paths) is not None,
+                index_type=args.index_type,
+                collection=args.collection,
+            )
+        except ImportError as err:
+            raise CLIError(str(err)) from err
+        opened.append(gallery)
+        done = gallery.indexed_paths()
+        return [p for p in paths if p not in done]
+
+    remaining = on_main(ctx, todo)
+    return remaining, opened[0] if opened else None
+
+
+def save_index(args: argparse.Namespace, extractor: Any, rows: list, report: Any) -> int:
+    """Write the gathered features as one file index (rank 0)."""
+    import torch
+
+    from bdbnet.inference import GalleryIndex
+    from bdbnet.inference.extractor import Extraction
+
+    extraction = Extraction(
+        torch.cat([r.features for r in rows]) if rows else torch.zeros(0, extractor.feature_dim),
+        [p for r in rows for p in r.paths],
+        report.skipped,
+    )
+    require_readable(extraction, "input", args.images)
     index = GalleryIndex.from_extraction(extraction, extractor.identity)
     try:
         path = index.save(args.output)
@@ -65,48 +166,5 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wrote {len(index)} features ({index.dim}-d) to {path}"
         + (f"; skipped {len(index.skipped)} unreadable image(s)" if index.skipped else "")
-    )
-    return 0
-
-
-def extract_to_engine(args: argparse.Namespace) -> int:
-    """Add the images not yet in the Milvus gallery ``args.output`` to it."""
-    from bdbnet.inference import labels_from_paths, list_images
-    from bdbnet.inference.milvus_gallery import MilvusGallery
-
-    paths = list_images(args.images)
-    if not paths:
-        raise CLIError(f"no images found in {' '.join(args.images)}")
-    extractor = build_extractor(args)
-    try:
-        gallery = MilvusGallery.open(
-            args.output,
-            extractor.identity,
-            create=True,
-            labelled=labels_from_paths(paths) is not None,
-            index_type=args.index_type,
-            collection=args.collection,
-        )
-    except ImportError as err:
-        raise CLIError(str(err)) from err
-    done = gallery.indexed_paths()
-    todo = [p for p in paths if p not in done]
-    if todo:
-        extraction = extract_paths(extractor, todo)
-        labels = labels_from_paths(extraction.paths) if gallery.labelled else None
-        gallery.add(
-            extraction.features,
-            extraction.paths,
-            pids=labels[0].tolist() if labels else None,
-            camids=labels[1].tolist() if labels else None,
-        )
-        skipped = len(extraction.skipped)
-    else:
-        skipped = 0
-    print(
-        f"added {len(todo) - skipped} features ({gallery.dim}-d) to {args.output} "
-        f"(collection {args.collection}: {len(gallery)} images)"
-        + (f"; {len(paths) - len(todo)} already there" if len(todo) < len(paths) else "")
-        + (f"; skipped {skipped} unreadable image(s)" if skipped else "")
     )
     return 0

@@ -72,7 +72,8 @@ def _pymilvus() -> Any:
             "pip install 'bdbnet[milvus]'"
         ) from err
     # its client logs every failed call with a traceback; the error it raises says it all
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    for name in ("pymilvus", "milvus_lite"):  # their refusals become one-line errors here
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     return pymilvus
 
 
@@ -130,6 +131,12 @@ class MilvusGallery:
             client = milvus.MilvusClient(uri, token=token or "")
             exists = client.has_collection(collection)
         except milvus.MilvusException as err:
+            if local and _locked_elsewhere(uri):
+                raise GalleryEngineError(
+                    f"{uri} is open in another process (an embedded Milvus Lite gallery has "
+                    "one user at a time): wait for it to finish, or put the gallery on a "
+                    "Milvus server to share it"
+                ) from None
             raise GalleryEngineError(
                 f"cannot reach the Milvus gallery at {uri} ({err.message}): is the server "
                 "running and the URI right?"
@@ -168,6 +175,20 @@ class MilvusGallery:
         if create and identity is not None:
             gallery.check_compatible(identity, identity.feature_dim, adding=True)
         return gallery
+
+    def close(self) -> None:
+        """Disconnect; an embedded gallery's engine stops, so another process may open it."""
+        self.client.close()
+        if not self.uri.startswith(SERVER_SCHEMES):
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(self.uri)
+
+    def __enter__(self) -> MilvusGallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ facts
     def __len__(self) -> int:
@@ -413,6 +434,24 @@ def _rescore(
             )
         )
     return out
+
+
+def _locked_elsewhere(uri: str) -> bool:
+    """Whether another process holds Milvus Lite's lock on the ``.db`` folder ``uri``."""
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(Path(uri) / "LOCK", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock this check took
+    return False
 
 
 def _mtime(path: str) -> int:

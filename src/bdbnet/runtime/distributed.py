@@ -12,7 +12,7 @@ import datetime
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -21,6 +21,7 @@ from bdbnet.errors import BDBNetError
 from bdbnet.runtime.device import resolve_device
 from bdbnet.runtime.stall import StallWatch
 
+T = TypeVar("T")
 DEFAULT_TIMEOUT = 1800.0  # seconds: torch's own default for gloo (train.dist_timeout)
 
 
@@ -204,16 +205,17 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def on_main(ctx: DistContext, check: Callable[[], object]) -> None:
+def on_main(ctx: DistContext, check: Callable[[], T]) -> T:
     """Run ``check`` on rank 0 only (opening every image once, not once per process) and
     raise its user error (:class:`~bdbnet.errors.BDBNetError`) on every rank, so all processes
-    stop together."""
-    problem = None
+    stop together; otherwise every rank gets its (picklable) value."""
+    problem = value = None
     if ctx.is_main:
         try:
-            check()
+            value = check()
         except BDBNetError as err:
             problem = err
-    problem = broadcast_object(problem, ctx)
+    problem, value = broadcast_object((problem, value), ctx)
     if problem is not None:
         raise problem
+    return value  # type: ignore[return-value]
