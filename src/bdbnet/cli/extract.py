@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from bdbnet.cli.support import (
+    POSITIVE,
     CLIError,
     add_command,
     add_engine_options,
@@ -44,6 +45,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "index for `bdbnet search`; or FILE.db / http(s)://HOST:19530: a Milvus gallery "
         "(bdbnet[milvus])",
     )
+    p.add_argument(
+        "--feature-dtype",
+        choices=["float32", "float16"],
+        default="float32",
+        help="storage of a file index's features (float16: half the memory and file)",
+    )
+    p.add_argument(
+        "--project-dim",
+        type=POSITIVE,
+        metavar="K",
+        help="project a file index's features to K dimensions by a PCA fitted on the gallery "
+        "(stored with the index; queries are projected too): 1536 / K times smaller",
+    )
     add_engine_options(p, create=True)
     p.set_defaults(func=run)
     return p
@@ -73,6 +87,17 @@ def extract(args: argparse.Namespace, ctx: Any) -> int:
     from bdbnet.vector_engines import is_engine_target
 
     engine = is_engine_target(args.output)
+    compact = args.feature_dtype != "float32" or args.project_dim is not None
+    if engine and compact:
+        raise CLIError(
+            "--feature-dtype and --project-dim apply to file indexes; a Milvus gallery stores "
+            "the model's float32 features"
+        )
+    if args.project_dim is not None and args.output.lower().endswith(".npy"):
+        raise CLIError(
+            f"{args.output}: a .npy index holds the features alone; write a projected index "
+            "(its PCA stored with it) as .safetensors or .npz"
+        )
     if not engine:
         on_main(ctx, lambda: check_index_output(args.output))
     paths = list_images(args.images)
@@ -82,6 +107,14 @@ def extract(args: argparse.Namespace, ctx: Any) -> int:
         args.device = str(ctx.device)  # cuda:LOCAL_RANK on GPUs
         args.quiet = getattr(args, "quiet", False) or not ctx.is_main
     extractor = build_extractor(args)
+    if args.project_dim is not None and args.project_dim >= min(
+        len(paths), extractor.feature_dim + 1
+    ):
+        raise CLIError(
+            f"--project-dim {args.project_dim}: a PCA of {len(paths)} images of "
+            f"{extractor.feature_dim}-d features has at most "
+            f"{min(len(paths) - 1, extractor.feature_dim)} dimensions; give a smaller one"
+        )
     if engine:
         todo, gallery = open_engine(args, extractor, paths, ctx)
         write = gallery_writer(gallery) if gallery is not None else None
@@ -159,12 +192,19 @@ def save_index(args: argparse.Namespace, extractor: Any, rows: list, report: Any
     )
     require_readable(extraction, "input", args.images)
     index = GalleryIndex.from_extraction(extraction, extractor.identity)
+    index = index.compact(getattr(torch, args.feature_dtype), args.project_dim)
     try:
         path = index.save(args.output)
     except ImportError as err:
         raise CLIError(str(err)) from err
+    what = f"{index.dim}-d" + (
+        f", PCA of {index.model_dim}-d keeping {100 * index.projection.kept:.1f}% of the variance"
+        if index.projection is not None
+        else ""
+    )
+    what += ", float16" if index.features.dtype == torch.float16 else ""
     print(
-        f"wrote {len(index)} features ({index.dim}-d) to {path}"
+        f"wrote {len(index)} features ({what}) to {path}"
         + (f"; skipped {len(index.skipped)} unreadable image(s)" if index.skipped else "")
     )
     return 0

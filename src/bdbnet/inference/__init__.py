@@ -10,9 +10,11 @@ from bdbnet.inference.extractor import (
     list_images,
 )
 from bdbnet.inference.galleries import open_gallery
+from bdbnet.inference.gallery_fill import fill_gallery
 from bdbnet.inference.gallery_filter import GalleryFilter, parse_where
 from bdbnet.inference.index import GalleryIndex, IndexMismatchError, labels_from_paths
 from bdbnet.inference.milvus_gallery import MilvusGallery
+from bdbnet.inference.projection import Projection
 from bdbnet.inference.search import Hit, SearchResult, search, topk_search
 
 __all__ = [
@@ -24,7 +26,9 @@ __all__ = [
     "IndexMismatchError",
     "MilvusGallery",
     "ModelIdentity",
+    "Projection",
     "SearchResult",
+    "fill_gallery",
     "labels_from_paths",
     "list_images",
     "open_gallery",

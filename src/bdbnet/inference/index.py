@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from bdbnet.inference.index_files import (
     read_index_file,
     write_index_file,
 )
+from bdbnet.inference.projection import Projection
 from bdbnet.inference.search import Hit, SearchResult, search
 
 __all__ = [
@@ -97,7 +98,9 @@ def labels_from_paths(paths: list[str]) -> tuple[torch.Tensor, torch.Tensor] | N
 @dataclass
 class GalleryIndex:
     """Gallery features (row ``i`` is ``paths[i]``), optional labels, the model identity and
-    the files skipped when the index was built. ``features`` may be float16 to halve memory."""
+    the files skipped when the index was built. ``features`` may be float16 to halve memory;
+    with a ``projection`` they are the model's features projected (PCA, see :meth:`compact`)
+    and queries of the model are projected the same way before they are compared."""
 
     features: torch.Tensor
     paths: list[str]
@@ -105,6 +108,7 @@ class GalleryIndex:
     pids: torch.Tensor | None = None
     camids: torch.Tensor | None = None
     skipped: list[str] = field(default_factory=list)
+    projection: Projection | None = None
 
     def __post_init__(self) -> None:
         self.features = as_tensor(self.features)
@@ -120,9 +124,14 @@ class GalleryIndex:
                 if value.shape[0] != n:
                     raise ValueError(f"{n} features but {value.shape[0]} {name}")
                 setattr(self, name, value)
-        if self.identity is not None and self.identity.feature_dim != self.features.shape[1]:
+        if self.projection is not None and self.projection.out_dim != self.features.shape[1]:
             raise ValueError(
-                f"features are {self.features.shape[1]}-d, the model identity says "
+                f"features are {self.features.shape[1]}-d, the projection makes "
+                f"{self.projection.out_dim}-d ones"
+            )
+        if self.identity is not None and self.identity.feature_dim != self.model_dim:
+            raise ValueError(
+                f"features are {self.model_dim}-d, the model identity says "
                 f"{self.identity.feature_dim}"
             )
 
@@ -132,6 +141,28 @@ class GalleryIndex:
     @property
     def dim(self) -> int:
         return int(self.features.shape[1])
+
+    @property
+    def model_dim(self) -> int:
+        """The dimension of the model's features (queries): :attr:`dim` unless projected."""
+        return self.projection.in_dim if self.projection is not None else self.dim
+
+    def compact(self, dtype: torch.dtype | None = None, dim: int | None = None) -> GalleryIndex:
+        """This gallery in less memory: features stored as ``dtype`` (``torch.float16``
+        halves them) and/or projected to ``dim`` by a PCA fitted on them (stored with the
+        index; queries are projected too). The mAP each costs: ``benchmarks/bench_compact.py``."""
+        if self.projection is not None and dim is not None:
+            raise ValueError("this index is already projected; compact the original one")
+        projection = Projection.fit(self.features, dim) if dim is not None else self.projection
+        features = projection(self.features) if dim is not None else self.features
+        return replace(self, features=features.to(dtype or features.dtype), projection=projection)
+
+    def _queries(self, query: ArrayLike, identity: ModelIdentity | None) -> torch.Tensor:
+        """Query rows checked against this index, projected when the index is."""
+        q = as_tensor(query)
+        q = q.unsqueeze(0) if q.dim() == 1 else q
+        self.check_compatible(identity, int(q.shape[1]))
+        return self.projection(q) if self.projection is not None else q
 
     @property
     def labelled(self) -> bool:
@@ -169,9 +200,10 @@ class GalleryIndex:
     def check_compatible(self, identity: ModelIdentity | None, dim: int | None = None) -> None:
         """Raise :class:`IndexMismatchError` if features of ``identity`` (or of dimension
         ``dim``) cannot be compared with this index's."""
-        if dim is not None and dim != self.dim:
+        if dim is not None and dim != self.model_dim:
             raise IndexMismatchError(
-                f"query features are {dim}-d but the gallery index holds {self.dim}-d features"
+                f"query features are {dim}-d but the gallery index holds {self.model_dim}-d "
+                "features" + (f" (projected to {self.dim})" if self.projection else "")
             )
         if identity is not None and self.identity is not None:
             why = self.identity.mismatch(identity)
@@ -191,11 +223,7 @@ class GalleryIndex:
     ) -> SearchResult:
         """Rank this gallery for each query feature row (see :func:`bdbnet.inference.search`),
         after checking that the query features are compatible."""
-        q = as_tensor(query)
-        if q.dim() == 1:
-            q = q.unsqueeze(0)
-        self.check_compatible(identity, int(q.shape[1]))
-        return search(q, self.features, topk, metric, **kwargs)
+        return search(self._queries(query, identity), self.features, topk, metric, **kwargs)
 
     def search_hits(
         self,
@@ -212,9 +240,7 @@ class GalleryIndex:
         ``where`` keeps; ``exclude_same_camera`` = (query pids, query camids) leaves out the
         query's identity on the query's camera (the re-ID protocol). The interface of
         :class:`~bdbnet.inference.milvus_gallery.MilvusGallery` too."""
-        q = as_tensor(query)
-        q = q.unsqueeze(0) if q.dim() == 1 else q
-        self.check_compatible(identity, int(q.shape[1]))
+        q = self._queries(query, identity)
         columns = self.filter_columns()
         keep = where.mask(columns) if where is not None else np.ones(len(self), dtype=bool)
         if exclude_same_camera is not None and (self.pids is None or self.camids is None):
@@ -266,6 +292,9 @@ class GalleryIndex:
             "dtype": str(self.features.dtype).replace("torch.", ""),
             "model": self.identity.to_dict() if self.identity else None,
             "skipped": list(self.skipped),
+            "projection": None
+            if self.projection is None
+            else {"dim": self.projection.in_dim, "kept_variance": self.projection.kept},
         }
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -277,6 +306,8 @@ class GalleryIndex:
             arrays["pids"] = self.pids.numpy()
         if self.camids is not None:
             arrays["camids"] = self.camids.numpy()
+        if self.projection is not None:
+            arrays.update(self.projection.arrays())
         return arrays
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -285,6 +316,11 @@ class GalleryIndex:
         path = Path(path)
         if path.suffix.lower() not in SUFFIXES:
             raise IndexOutputError(f"index files end in {', '.join(SUFFIXES)}; got {path.name}")
+        if self.projection is not None and path.suffix.lower() == ".npy":
+            raise IndexOutputError(
+                f"{path.name}: a .npy index holds the features alone; a projected index "
+                "(its PCA stored with it) is written as .safetensors or .npz"
+            )
         write_index_file(path, self._arrays(), self._description(), self.paths)
         return path
 
@@ -337,6 +373,9 @@ class GalleryIndex:
                 pids=labels.get("pids"),
                 camids=labels.get("camids"),
                 skipped=list(desc.get("skipped", [])),
+                projection=Projection.from_arrays(
+                    arrays, float((desc.get("projection") or {}).get("kept_variance", "nan"))
+                ),
             )
         except (ValueError, TypeError, UnicodeDecodeError) as err:
             raise IndexFileError(
