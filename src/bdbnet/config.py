@@ -50,6 +50,8 @@ class ModelConfig:
 class DataConfig:
     dataset: str = "market1501"
     root: str = ""
+    sources: list[str] = field(default_factory=list)  # NAME[=ROOT] each; [] = dataset alone
+    combine_all: bool = False  # also train on the sources' query and gallery images
     recipe: str = "reid"  # reid | retrieval
     height: int = 384
     width: int = 128

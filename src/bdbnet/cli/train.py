@@ -7,15 +7,18 @@ The handler checks the run on rank 0 before any work
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
 from bdbnet.cli.support import (
     DEVICE_HELP,
     POSITIVE,
+    CLIError,
     add_command,
     add_image_check_option,
 )
+from bdbnet.errors import ConfigError
 
 __all__ = ["add_parser", "default_preset", "final_report", "run"]
 
@@ -38,8 +41,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         bdbnet train --dataset market1501 --root /data --resume optim.epochs=400
         """,
     )
-    p.add_argument("--dataset", required=True, help="dataset name (see `bdbnet datasets`)")
-    p.add_argument("--root", required=True, help="dataset folder (or its parent)")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        action="append",
+        metavar="NAME[=ROOT]",
+        help="dataset name (see `bdbnet datasets`); repeat it to train on several sources at "
+        "once (data.sources), each at its own =ROOT or at --root",
+    )
+    p.add_argument(
+        "--root", default="", help="dataset folder (or its parent) of names given without =ROOT"
+    )
     p.add_argument(
         "--preset", default=None, help="recipe preset (default: the dataset's; `bdbnet config`)"
     )
@@ -70,8 +82,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from bdbnet.config import load_config
-    from bdbnet.data import build_dataset
     from bdbnet.data.checks import check_training_run
+    from bdbnet.data.sources import build_sources
     from bdbnet.engine.resume import resume_config
     from bdbnet.engine.run_lock import acquire_run_lock
     from bdbnet.engine.trainer import Trainer
@@ -82,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
         torchrun_restart_count,
     )
 
-    output = Path(args.output or f"runs/{args.dataset}")
-    overrides = [f"data.dataset={args.dataset}", f"data.root={args.root}", *args.overrides]
+    names = [d.partition("=")[0] for d in args.dataset]
+    output = Path(args.output or f"runs/{'+'.join(names)}")
+    overrides = dataset_overrides(args.dataset, args.root) + list(args.overrides)
     if args.device:
         overrides.append(f"train.device={args.device}")
     if args.epochs:
@@ -98,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg is None:
         preset = args.preset
         if preset is None and args.config is None:
-            preset = default_preset(args.dataset)
+            preset = default_preset(names[0])
             notes.append(f"preset: {preset}")
         cfg = load_config(preset, args.config, overrides)
     ctx = init_distributed(cfg.train.device, cfg.train.dist_timeout)
@@ -106,7 +119,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         for note in notes:
             say(note)
-        splits = build_dataset(cfg.data.dataset, cfg.data.root)
+        splits = build_sources(cfg.data)
+        if len(cfg.data.sources) > 1 or cfg.data.combine_all:
+            say(f"training on {splits.name}: {len(splits.train)} images, "
+                f"{splits.num_train_pids} identities; testing on {names[0]}")  # fmt: skip
 
         # checked on rank 0 only (every image opened once), its error raised on every rank;
         # rank 0 also takes the folder's run lock here, so a busy folder stops every rank
@@ -154,6 +170,24 @@ def final_report(result) -> str:
     mode = last.get("ap_mode")
     headers = [f"mAP ({mode})" if k == "mAP" and mode else k for k in keys]
     return format_table(["model (%)", *headers], rows)
+
+
+def dataset_overrides(datasets: list[str], root: str) -> list[str]:
+    """The config overrides of ``--dataset`` (repeatable, ``NAME[=ROOT]``) and ``--root``: one
+    plain name is ``data.dataset``/``data.root`` as always; anything more is ``data.sources``."""
+    from bdbnet.data.sources import parse_sources
+
+    if len(datasets) == 1:
+        name, _, own_root = datasets[0].partition("=")
+        if not (own_root or root):
+            raise CLIError(f"give the dataset's folder: --root DIR or --dataset {name}=DIR")
+        return [f"data.dataset={name}", f"data.root={own_root or root}"]
+    try:
+        sources = parse_sources(datasets, root)
+    except ConfigError as err:
+        raise CLIError(str(err).replace("data.sources: ", "--dataset: ")) from None
+    listed = json.dumps([f"{n}={r}" for n, r in sources])  # a YAML flow list
+    return [f"data.dataset={sources[0][0]}", f"data.root={sources[0][1]}", f"data.sources={listed}"]
 
 
 def default_preset(dataset: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class ImageRecord:
     path: str
     pid: int
     camid: int = 0
+    source: str = ""  # the dataset it came from, when training on several (data.sources)
 
 
 @dataclass(frozen=True)
@@ -74,4 +75,4 @@ def relabel(records: Sequence[ImageRecord]) -> list[ImageRecord]:
     Classifier heads need contiguous labels; sorting keeps the mapping reproducible.
     """
     mapping = {pid: i for i, pid in enumerate(sorted({r.pid for r in records}))}
-    return [ImageRecord(r.path, mapping[r.pid], r.camid) for r in records]
+    return [replace(r, pid=mapping[r.pid]) for r in records]
