@@ -258,13 +258,18 @@ class GalleryIndex:
             allowed = keep
             if key is not None:
                 allowed = keep & ~((columns["pid"] == key[0]) & (columns["camid"] == key[1]))
-            kept = torch.from_numpy(np.flatnonzero(allowed))
-            if kept.numel() == 0:
-                continue
-            result = search(q[rows], self.features[kept], topk, metric, **kwargs)
+            if allowed.all():  # no filter: the gallery itself, not a copy of it per call
+                kept, gallery = None, self.features
+            else:
+                kept = np.flatnonzero(allowed)
+                if kept.size == 0:
+                    continue
+                gallery = self.features[torch.from_numpy(kept)]
+            result = search(q[rows], gallery, topk, metric, **kwargs)
             for row, idx, dist in zip(rows, result.indices.tolist(), result.distances.tolist()):
                 out[row] = [
-                    self._hit(r, int(kept[i]), d) for r, (i, d) in enumerate(zip(idx, dist), 1)
+                    self._hit(r, i if kept is None else int(kept[i]), d)
+                    for r, (i, d) in enumerate(zip(idx, dist), 1)
                 ]
         return out
 

@@ -241,6 +241,10 @@ class Service:
         request gives an integer, never a path."""
         if size is not None and not 16 <= size <= 1024:
             raise ApiError(400, f"size must be between 16 and 1024 pixels; got {size}")
+        key = (kind, i, size)
+        cached = self._thumbs.get(key)
+        if cached is not None:  # before any lookup: an engine gallery answers over the network
+            return cached
         if kind == "gallery":
             record = self.gallery_record(i)
             if record is None:
@@ -259,10 +263,6 @@ class Service:
                     404, f"no query image {i}: the query has {count} images (0..{count - 1})"
                 )
             path = self.run.query_paths[i]
-        key = (kind, i, size)
-        cached = self._thumbs.get(key)
-        if cached is not None:
-            return cached
         try:
             image = read_image(path)
         except UnreadableImageError as err:
