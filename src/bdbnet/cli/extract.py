@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from bdbnet.cli.support import (
@@ -15,6 +14,7 @@ from bdbnet.cli.support import (
     build_extractor,
     check_index_output,
     require_readable,
+    warn_skipped,
 )
 
 
@@ -131,8 +131,7 @@ def extract(args: argparse.Namespace, ctx: Any) -> int:
             gallery.close()
     if not ctx.is_main:
         return 0
-    for path, reason in report.skipped:
-        print(f"warning: skipped unreadable image {path} ({reason})", file=sys.stderr)
+    warn_skipped(report.skipped)
     if engine:
         if todo and not report.added:  # every new file unreadable
             require_readable(

@@ -239,10 +239,15 @@ def extract_paths(extractor: Any, inputs: Sequence[str], what: str = "input") ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         extraction = extractor.extract(paths, skip_unreadable=True)
-    for path, reason in extraction.skipped:
-        print(f"warning: skipped unreadable image {path} ({reason})", file=sys.stderr)
+    warn_skipped(extraction.skipped)
     require_readable(extraction, what, inputs)
     return extraction
+
+
+def warn_skipped(skipped: Sequence[tuple[str, str]]) -> None:
+    """One warning line on stderr per unreadable image an extraction left out."""
+    for path, reason in skipped:
+        print(f"warning: skipped unreadable image {path} ({reason})", file=sys.stderr)
 
 
 def require_readable(extraction: Any, what: str, inputs: Sequence[str]) -> None:

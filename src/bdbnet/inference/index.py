@@ -243,7 +243,7 @@ class GalleryIndex:
         q = self._queries(query, identity)
         columns = self.filter_columns()
         keep = where.mask(columns) if where is not None else np.ones(len(self), dtype=bool)
-        if exclude_same_camera is not None and (self.pids is None or self.camids is None):
+        if exclude_same_camera is not None and not self.labelled:
             raise IndexMismatchError(
                 "leaving out the query's identity on its camera needs a gallery with labels"
             )

@@ -356,20 +356,22 @@ class MilvusGallery:
                 key = (int(exclude_same_camera[0][i]), int(exclude_same_camera[1][i]))
             groups.setdefault(key, []).append(i)
         out: list[list[Hit]] = [[] for _ in range(q.shape[0])]
+        step = q.shape[0]  # queries per engine call
+        if not self.uri.startswith(SERVER_SCHEMES):  # Milvus Lite: bound its broadcast
+            step = max(1, LITE_SEARCH_BYTES // max(1, len(self) * self.dim * 4))
         for key, rows in groups.items():
             expression = _combine(where, key)
-            found = self._engine_search(q[rows], fetch, expression)
+            found = self._engine_search(q[rows], fetch, expression, step)
             for row, hits in zip(rows, found):
                 out[row] = _rescore(q[row], hits, topk, metric, self.labelled)
         return out
 
-    def _engine_search(self, q: torch.Tensor, fetch: int, expression: str) -> list[list[dict]]:
+    def _engine_search(
+        self, q: torch.Tensor, fetch: int, expression: str, step: int
+    ) -> list[list[dict]]:
         index = self.desc.get("index")
         effort = {"ef": max(64, fetch)} if index == "HNSW" else {"nprobe": 32}
         params = {"metric_type": "L2", "params": effort if index != "FLAT" else {}}
-        step = q.shape[0]
-        if not self.uri.startswith(SERVER_SCHEMES):  # Milvus Lite: bound its broadcast
-            step = max(1, LITE_SEARCH_BYTES // max(1, len(self) * self.dim * 4))
         found: list[list[dict]] = []
         with self._errors("searching"):
             for start in range(0, q.shape[0], step):
