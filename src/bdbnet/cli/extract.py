@@ -93,13 +93,8 @@ def extract(args: argparse.Namespace, ctx: Any) -> int:
             "--feature-dtype and --project-dim apply to file indexes; a Milvus gallery stores "
             "the model's float32 features"
         )
-    if args.project_dim is not None and args.output.lower().endswith(".npy"):
-        raise CLIError(
-            f"{args.output}: a .npy index holds the features alone; write a projected index "
-            "(its PCA stored with it) as .safetensors or .npz"
-        )
     if not engine:
-        on_main(ctx, lambda: check_index_output(args.output))
+        on_main(ctx, lambda: check_index_output(args.output, args.project_dim is not None))
     paths = list_images(args.images)
     if not paths:
         raise CLIError(f"no images found in {' '.join(args.images)}")

@@ -280,13 +280,19 @@ def add_engine_options(p: argparse.ArgumentParser, create: bool = False) -> None
         )
 
 
-def check_index_output(path: str) -> None:
-    """Before extracting anything: a known suffix, a writable folder, safetensors installed."""
+def check_index_output(path: str, projected: bool = False) -> None:
+    """Before extracting anything: a known suffix (one that holds a PCA when ``projected``), a
+    writable folder, safetensors installed."""
     import importlib.util
 
     from bdbnet.inference.index_files import SUFFIXES
     from bdbnet.outputs import ensure_output_file
 
     ensure_output_file(path, SUFFIXES, "index file")
+    if projected and path.lower().endswith(".npy"):
+        raise CLIError(
+            f"{path}: a .npy index holds the features alone; write a projected index "
+            "(its PCA stored with it) as .safetensors or .npz"
+        )
     if path.lower().endswith(".safetensors") and importlib.util.find_spec("safetensors") is None:
         raise CLIError("writing .safetensors needs safetensors: pip install 'bdbnet[safetensors]'")
