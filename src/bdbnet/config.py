@@ -111,6 +111,7 @@ class TrainConfig:
     sync_bn: bool = False  # BatchNorm statistics over all processes (DDP only)
     replicas: int = 1  # chunks per process, each with its own BN statistics and drop rectangle
     keep_best: str = "none"  # none | rank1 | mAP | recall@1: also keep best.pt (test split!)
+    keep_best_target: str = ""  # the eval.targets entry keep_best follows ("": the first)
     dist_timeout: float = 1800.0  # seconds a collective waits for a stalled rank (torchrun)
 
 
@@ -127,6 +128,9 @@ class EvalConfig:
     aqe: bool = False  # alpha-query expansion (fast-reid's AQE) of query and gallery features
     aqe_k: int = 5
     aqe_alpha: float = 3.0
+    # Test splits evaluated, each in its own row: NAME[=ROOT] (names alone at data.root);
+    # [] = the training dataset's own (the first source's). A model trained on A, tested on B.
+    targets: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -4,12 +4,14 @@ refusals of sources that cannot be combined."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from bdbnet.config import load_config
 from bdbnet.data import build_dataset
-from bdbnet.data.sources import build_sources, parse_sources
-from bdbnet.errors import ConfigError
+from bdbnet.data.sources import build_sources, build_targets, parse_sources
+from bdbnet.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +59,67 @@ def test_combine_all_trains_on_the_test_identities_but_not_junk(tiny_synthetic):
 
 
 def test_sources_that_cannot_be_combined_are_refused(tiny_synthetic, tmp_path):
-    root, inner = str(tiny_synthetic), str(tmp_path / "inner")
+    root = str(tiny_synthetic)
     syn = f"synthetic={root}"
     cases = [
         ([syn, "nope=/x"], "data.sources: unknown dataset 'nope'; known: "),
         ([syn, syn], f"data.sources: synthetic={root} is given twice"),
-        ([syn, f"market1501={root}"], f"market1501={root} is also the root of synthetic"),
-        ([f"synthetic={tmp_path}", f"synthetic={inner}"], "overlap (one holds the other)"),
         (["synthetic"], "data.sources: synthetic has no root: write synthetic=ROOT or give --root"),
     ]
     for sources, message in cases:
         with pytest.raises(ConfigError) as err:
             parse_sources(sources, "")
         assert message in str(err.value)
+    # Folders are compared where the loaders found them (a root may be a parent of several).
+    outer = tmp_path / "outer"
+    shutil.copytree(tiny_synthetic, outer)
+    shutil.copytree(tiny_synthetic, outer / "nested" / "synthetic")
+    cases = [
+        (
+            [syn, f"market1501={root}"],
+            f"data.sources: market1501={root} and synthetic={root} are the same dataset folder",
+        ),
+        ([f"synthetic={outer}", f"synthetic={outer / 'nested'}"], "overlap (one holds the other)"),
+    ]
+    for sources, message in cases:
+        with pytest.raises(ConfigError) as err:
+            build_sources(data_config(*sources))
+        assert message in str(err.value)
+
+
+def test_one_parent_folder_holds_several_sources(tiny_synthetic, second_synthetic, tmp_path):
+    """``--dataset synthetic --dataset market1501 --root PARENT``: each loader finds its own
+    standard folder under the one root."""
+    shutil.copytree(tiny_synthetic, tmp_path / "synthetic")
+    shutil.copytree(second_synthetic, tmp_path / "Market-1501-v15.09.15")
+    data = data_config("synthetic", "market1501")
+    data.root = str(tmp_path)
+    splits = build_sources(data)
+    assert splits.num_train_pids == 8 + 5
+    assert {r.source for r in splits.train} == {f"synthetic={tmp_path}", f"market1501={tmp_path}"}
+
+
+def test_eval_targets_are_named_and_checked(tiny_synthetic, second_synthetic, tmp_path):
+    trained = build_dataset("synthetic", tiny_synthetic)
+    data = data_config(f"synthetic={tiny_synthetic}")
+    own = build_targets(data, [], trained)
+    assert [(t.label, t.splits) for t in own] == [("synthetic", trained)]
+    a, b = f"synthetic={tiny_synthetic}", f"synthetic={second_synthetic}"
+    targets = build_targets(data, [b, a], trained)
+    assert [t.label for t in targets] == [b, a]  # one loader twice: NAME=ROOT
+    assert targets[0].splits.query == build_dataset("synthetic", second_synthetic).query
+    data.root = str(second_synthetic)
+    assert [t.label for t in build_targets(data, ["synthetic"], trained)] == ["synthetic"]
+    no_query = tmp_path / "no_query"
+    shutil.copytree(tiny_synthetic, no_query)
+    for image in (no_query / "query").iterdir():
+        image.unlink()
+    with pytest.raises(ConfigError) as err:
+        build_targets(data, [f"synthetic={no_query}"], trained)
+    assert str(err.value) == (
+        f"eval.targets: synthetic at {no_query} has no test split (no query images) to evaluate on"
+    )
+    with pytest.raises(DataError) as err:
+        build_targets(data, [f"market1501={tmp_path / 'missing'}"], trained)
+    assert str(err.value).startswith("eval.targets: market1501: root ")
+    assert "--eval-dataset market1501=ROOT" in str(err.value)

@@ -89,7 +89,7 @@ def test_final_evaluation_is_kept_with_its_features(tiny_synthetic, tmp_path):
     assert [e["epoch"] for e in result.evaluations] == [1]
     report = result.last_report
     assert report is not None and report.task == "reid"
-    assert {"epoch": 1, **report.metrics} == result.evaluations[-1]
+    assert {"epoch": 1, "target": "synthetic", **report.metrics} == result.evaluations[-1]
     assert report.query_features.shape[0] == len(splits.query)
     # Resuming a finished run trains and evaluates nothing more.
     again = Trainer.from_config(tiny_config("optim.epochs=1"), splits, tmp_path, resume=True).fit()

@@ -10,6 +10,7 @@ from typing import Any
 
 from bdbnet.cli.support import (
     AMP_CHOICES,
+    CLIError,
     AMP_HELP,
     DEVICE_HELP,
     MODEL_HELP,
@@ -39,11 +40,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         """
         bdbnet evaluate --checkpoint runs/market1501/last.pt --dataset market1501 \\
             --root /data --rerank --json metrics.json --output pictures/ --worst 8
+        bdbnet evaluate --checkpoint runs/market1501/last.pt --root /data \\
+            --dataset market1501 --dataset dukemtmcreid --json transfer.json
         """,
     )
     p.add_argument("--checkpoint", required=True, help=MODEL_HELP)
-    p.add_argument("--dataset", required=True, help="dataset name (see `bdbnet datasets`)")
-    p.add_argument("--root", required=True, help="dataset folder (or its parent)")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        action="append",
+        metavar="NAME[=ROOT]",
+        help="dataset name (see `bdbnet datasets`); repeat it to evaluate on several test "
+        "splits, a row each",
+    )
+    p.add_argument(
+        "--root", default="", help="dataset folder (or its parent) of names given without =ROOT"
+    )
     p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
     p.add_argument("--flip", action="store_true", help="average with mirrored images")
     p.add_argument(
@@ -115,8 +127,10 @@ def _add_save_run_argument(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bdbnet.config import Config, validate
-    from bdbnet.data import build_dataset
+    from bdbnet.errors import ConfigError
     from bdbnet.data.checks import check_splits
+    from bdbnet.data import build_dataset
+    from bdbnet.data.sources import parse_sources, target_labels
     from bdbnet.evaluation.report import AP_KEYS
     from bdbnet.files import atomic_write
     from bdbnet.inference.dataset_eval import evaluate_model
@@ -126,6 +140,15 @@ def run(args: argparse.Namespace) -> int:
     from bdbnet.runtime.device import resolve_device
     from bdbnet.serve.runs import check_run_output, save_run
 
+    try:
+        datasets = parse_sources(args.dataset, args.root, "--dataset")
+    except ConfigError as err:
+        raise CLIError(str(err)) from None
+    several = len(datasets) > 1
+    if several and (args.save_run or args.output or args.worst):
+        raise CLIError(
+            "--save-run, --output and --worst take one --dataset: evaluate the others apart"
+        )
     if args.json:
         ensure_output_file(args.json, what="--json file")
     if args.output or args.worst:
@@ -143,47 +166,40 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size:
         cfg.data.test_batch_size = args.batch_size
     cfg.data.workers = args.workers
-    splits = build_dataset(args.dataset, args.root)
-    names = ("query",) if splits.gallery is splits.query else ("query", "gallery")
+    labels = target_labels(datasets)  # NAME, or NAME=ROOT where two share a loader
+    targets = [build_dataset(name, root) for name, root in datasets]
     progress = not args.quiet
-    check_splits(splits, names, progress=progress, open_images=not args.skip_image_check)
+    for splits in targets:
+        names = ("query",) if splits.gallery is splits.query else ("query", "gallery")
+        check_splits(splits, names, progress=progress, open_images=not args.skip_image_check)
     if args.save_run:
-        check_run_output(args.save_run, splits)
-    report = evaluate_model(
-        model,
-        splits,
-        cfg,
-        device,
-        progress=progress,
-    )
-    shown = report.headline()
+        check_run_output(args.save_run, targets[0])
+    reports = [evaluate_model(model, t, cfg, device, progress=progress) for t in targets]
+    shown = [r.headline() for r in reports]
     print(
         format_table(
-            ["dataset", *map(report.label, shown)],
-            [[args.dataset] + [100 * v for v in shown.values()]],
+            ["dataset", *map(reports[0].label, shown[0])],
+            [[label] + [100 * v for v in s.values()] for label, s in zip(labels, shown)],
         )
     )
+    report, splits = reports[0], targets[0]
     if report.ap_mode:
         others = ", ".join(
             f"{mode} {100 * report.metrics[key]:.1f}"
             for mode, key in AP_KEYS.items()
             if mode != report.ap_mode
         )
-        print(f"AP: {AP_DEFINITIONS[report.ap_mode]}; other definitions: {others}")
+        more = "" if several else f"; other definitions: {others}"  # --json has every one
+        print(f"AP: {AP_DEFINITIONS[report.ap_mode]}{more}")
     if args.json:
-        payload = {
+        settings = {
             "checkpoint": str(args.checkpoint),
-            "dataset": args.dataset,
             "rerank": args.rerank,
             "flip": args.flip,
             "aqe": args.aqe,
-            **report.metrics,
         }
-        if report.ap_mode:
-            payload["ap_definition"] = AP_DEFINITIONS[report.ap_mode]
-        if report.rank is not None:
-            payload["cmc"] = report.cmc
-            payload["num_valid_queries"] = report.num_valid_queries
+        rows = [_json_row(label, r, AP_DEFINITIONS) for label, r in zip(labels, reports)]
+        payload = {**settings, "targets": rows} if several else {**settings, **rows[0]}
         text = json.dumps(payload, indent=2).encode()
         atomic_write(args.json, lambda f: f.write(text))
         print(f"wrote {args.json}")
@@ -191,11 +207,22 @@ def run(args: argparse.Namespace) -> int:
         saved = save_run(report, splits, args.save_run, cfg=cfg, checkpoint=args.checkpoint)
         print(f"wrote {saved} (browse it with bdbnet serve --run {args.save_run})")
     if args.output or args.worst:
-        _pictures(args, report, splits, cfg.eval.metric)
+        _pictures(args, labels[0], report, splits, cfg.eval.metric)
     return 0
 
 
-def _pictures(args: argparse.Namespace, report, splits, metric: str) -> None:
+def _json_row(label: str, report: Any, definitions: dict[str, str]) -> dict[str, Any]:
+    """One test split's entry of ``--json``: its name and every metric."""
+    row = {"dataset": label, **report.metrics}
+    if report.ap_mode:
+        row["ap_definition"] = definitions[report.ap_mode]
+    if report.rank is not None:
+        row["cmc"] = report.cmc
+        row["num_valid_queries"] = report.num_valid_queries
+    return row
+
+
+def _pictures(args: argparse.Namespace, dataset: str, report, splits, metric: str) -> None:
     """``--output DIR`` (the CMC curve) and ``--worst N`` (the N worst queries)."""
     from bdbnet.visualization import draw_worst_queries, plot_cmc
 
@@ -203,11 +230,11 @@ def _pictures(args: argparse.Namespace, report, splits, metric: str) -> None:
         print("note: pictures are drawn for re-ID evaluations only")
         return
     folder = Path(args.output or DEFAULT_FOLDER)
-    label = f"{args.dataset} ({Path(args.checkpoint).name})"
+    label = f"{dataset} ({Path(args.checkpoint).name})"
     scoring = [name for name, on in (("rerank", args.rerank), ("flip", args.flip)) if on]
     label += f", {' + '.join(scoring)}" if scoring else ""
     try:
-        path = plot_cmc({label: report.cmc}, folder / "cmc.png", title=f"CMC: {args.dataset}")
+        path = plot_cmc({label: report.cmc}, folder / "cmc.png", title=f"CMC: {dataset}")
         print(f"wrote {path}")
     except ImportError as err:
         print(f"note: no CMC plot ({err})")

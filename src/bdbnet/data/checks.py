@@ -111,9 +111,11 @@ def check_training_run(
     output: str | os.PathLike[str],
     open_images: bool = True,
     progress: bool = True,
+    others: Sequence[DatasetSplits] = (),
 ) -> None:
     """What a training run checks before its first step: a writable run folder, enough
-    identities for P, non-empty splits and, with ``open_images``, every image readable."""
+    identities for P, non-empty splits and, with ``open_images``, every image readable; also
+    the test splits of ``others`` (evaluation targets besides the training data's own)."""
     ensure_output_dir(output, "run folder")
     if splits.num_train_pids < cfg.num_identities:
         raise DataError(
@@ -122,3 +124,6 @@ def check_training_run(
             "data.num_identities (P of the P x K batch)"
         )
     check_splits(splits, ("train", "query", "gallery"), open_images=open_images, progress=progress)
+    for target in others:
+        names = ("query",) if target.gallery is target.query else ("query", "gallery")
+        check_splits(target, names, open_images=open_images, progress=progress)

@@ -16,6 +16,7 @@ from bdbnet.data.pipelines.pil import LoaderBatchSource
 from bdbnet.data.pipelines.source import BatchSource
 from bdbnet.data.records import DatasetSplits
 from bdbnet.data.samplers import PKBatchSampler
+from bdbnet.data.sources import EvalTarget, build_targets
 from bdbnet.data.transforms import build_train_transform
 from bdbnet.engine.callbacks import (
     Checkpointing,
@@ -148,6 +149,23 @@ def build_batch_source(splits: DatasetSplits, cfg: Config, ctx: DistContext) -> 
     return LoaderBatchSource(dataset, sampler, d.workers, pin_memory=pin, seed=cfg.train.seed)
 
 
+def best_target(wanted: str, targets: list[EvalTarget]) -> str:
+    """The label of the target ``train.keep_best`` follows: ``wanted`` (a label, or a dataset
+    name that only one target has), or the first target when ``wanted`` is empty."""
+    if not wanted:
+        return targets[0].label
+    labels = [t.label for t in targets]
+    if wanted in labels:
+        return wanted
+    named = [t.label for t in targets if t.label.partition("=")[0] == wanted]
+    if len(named) == 1:
+        return named[0]
+    raise ConfigError(
+        f"train.keep_best_target={wanted!r} is not one of the evaluation targets "
+        f"({', '.join(labels)})" + ("; write NAME=ROOT to pick one" if named else "")
+    )
+
+
 @dataclass
 class TrainerParts:
     """What :meth:`Trainer.from_config <bdbnet.engine.trainer.Trainer.from_config>` assembles:
@@ -174,12 +192,16 @@ def build_trainer_parts(
     resume: bool = False,
     ctx: DistContext | None = None,
     overwrite: bool = False,
+    targets: list[EvalTarget] | None = None,
 ) -> TrainerParts:
     """Model, loss, optimiser, schedule, batches and callbacks from ``cfg``, writing to
     ``output``; with ``resume``, the state of ``output/last.pt`` if it exists. A fresh run
     refuses a folder that already holds one (``last.pt``) unless ``overwrite``: continuing it
-    is ``resume``."""
+    is ``resume``. ``targets``: the test splits evaluated (default: those ``eval.targets``
+    names, :func:`~bdbnet.data.sources.build_targets`)."""
     output = Path(output)
+    if targets is None:
+        targets = build_targets(cfg.data, cfg.eval.targets, splits)
     # the runtime: device, seeds, kernels, precision
     ctx = ctx or DistContext(device=resolve_device(cfg.train.device))
     seed_everything(cfg.train.seed, cfg.train.deterministic)
@@ -197,7 +219,7 @@ def build_trainer_parts(
         output.mkdir(parents=True, exist_ok=True)
         acquire_run_lock(output)
     try:
-        return _build_parts(cfg, splits, output, last, resume, ctx, amp)
+        return _build_parts(cfg, splits, targets, output, last, resume, ctx, amp)
     except BaseException:
         release_run_lock(output)
         raise
@@ -206,6 +228,7 @@ def build_trainer_parts(
 def _build_parts(
     cfg: Config,
     splits: DatasetSplits,
+    targets: list[EvalTarget],
     output: Path,
     last: Path,
     resume: bool,
@@ -225,12 +248,18 @@ def _build_parts(
         model = model.to(memory_format=torch.channels_last)
     # optimisation and the callbacks around it
     optimizer = build_optimizer(model, cfg)
-    evaluation = Evaluation(splits, cfg)
-    callbacks: list = [MetricsLogging(output, cfg.train.tensorboard)] if ctx.is_main else []
+    evaluation = Evaluation(targets, cfg)
+    several = len(targets) > 1
+    callbacks: list = (
+        [MetricsLogging(output, cfg.train.tensorboard, several_targets=several)]
+        if ctx.is_main
+        else []
+    )
     if not cfg.train.progress:
         callbacks.append(EpochLine())  # progress bars off: one line an epoch instead
     if cfg.train.keep_best != "none":
-        callbacks.append(KeepBest(output, cfg.train.keep_best, metadata))
+        followed = best_target(cfg.train.keep_best_target, targets)
+        callbacks.append(KeepBest(output, cfg.train.keep_best, metadata, target=followed))
     callbacks += [
         Checkpointing(output, metadata, cfg.train.checkpoint_every, cfg.train.keep_checkpoints),
         evaluation,

@@ -54,9 +54,11 @@ class MetricsLogger:
         values: dict[str, Any],
         epoch: int | None = None,
         global_step: int | None = None,
+        group: str | None = None,
     ) -> None:
         """One line ``{"kind", "step", "time", "epoch"?, **values}``; TensorBoard scalars at
-        ``global_step`` (default ``step``)."""
+        ``global_step`` (default ``step``), tagged ``kind/key`` or ``kind/group/key`` (one
+        curve per evaluation target)."""
         record: dict[str, Any] = {"kind": kind, "step": step, "time": round(time.time(), 3)}
         if epoch is not None:
             record["epoch"] = epoch
@@ -73,7 +75,8 @@ class MetricsLogger:
             try:
                 for key, value in plain.items():
                     if isinstance(value, int | float) and math.isfinite(value):
-                        self._tb.add_scalar(f"{kind}/{key}", value, x)
+                        tag = f"{kind}/{group}/{key}" if group else f"{kind}/{key}"
+                        self._tb.add_scalar(tag, value, x)
             except OSError as err:
                 self._tb = self._drop(self._tb, self.output / "tensorboard", err, step)
 

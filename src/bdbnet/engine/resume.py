@@ -26,6 +26,7 @@ RESUMABLE_KEYS = frozenset(
         "train.checkpoint_every",
         "train.keep_checkpoints",
         "train.keep_best",
+        "train.keep_best_target",
         "train.log_every",
         "train.progress",
         "train.tensorboard",

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from bdbnet.config import Config
 from bdbnet.data.pipelines.source import BatchSource
 from bdbnet.data.records import DatasetSplits
+from bdbnet.data.sources import EvalTarget
 from bdbnet.engine.builders import build_trainer_parts
 from bdbnet.engine.callbacks import Callback, Evaluation
 from bdbnet.engine.guard import NonFiniteError
@@ -114,11 +115,14 @@ class Trainer:
         resume: bool = False,
         ctx: DistContext | None = None,
         overwrite: bool = False,
+        targets: list[EvalTarget] | None = None,
     ) -> Trainer:
         """Build model, loss, optimiser, schedule, batches and callbacks from ``cfg``, writing
-        to ``output``; with ``resume``, continue from ``output/last.pt`` if it exists."""
+        to ``output``; with ``resume``, continue from ``output/last.pt`` if it exists.
+        ``targets``: the test splits to evaluate (default: ``eval.targets``, else the
+        training dataset's own)."""
         parts = build_trainer_parts(
-            cfg, splits, output, resume=resume, ctx=ctx, overwrite=overwrite
+            cfg, splits, output, resume=resume, ctx=ctx, overwrite=overwrite, targets=targets
         )
         trainer = cls(**parts.arguments)
         trainer.evaluator = parts.evaluation

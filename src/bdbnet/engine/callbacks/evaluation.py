@@ -1,11 +1,15 @@
-"""Evaluation at ``train.eval_every`` epochs and after the last one, sharded over the ranks."""
+"""Evaluation at ``train.eval_every`` epochs and after the last one, sharded over the ranks, on
+each of the run's test splits (``eval.targets``)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
 from bdbnet.config import Config
 from bdbnet.data.records import DatasetSplits
+from bdbnet.data.sources import EvalTarget
 from bdbnet.engine.callbacks.base import Callback, TrainerView
 from bdbnet.engine.results import EpochStats
 from bdbnet.evaluation.report import EvalReport
@@ -13,26 +17,38 @@ from bdbnet.inference.dataset_eval import evaluate_model
 
 
 class Evaluation(Callback):
-    """Evaluate ``splits`` with ``cfg``'s test recipe every ``cfg.train.eval_every`` epochs
-    (0: only at the end) and after the last epoch.
+    """Evaluate each target's test split with ``cfg``'s test recipe every
+    ``cfg.train.eval_every`` epochs (0: only at the end) and after the last epoch.
 
-    Runs after :class:`~bdbnet.engine.callbacks.Checkpointing` in the callback list, so a
-    failing evaluation never costs the epoch; a run resumed from an epoch whose evaluation did
-    not finish evaluates it first.
+    ``targets`` are :class:`~bdbnet.data.sources.EvalTarget` objects (or one
+    :class:`DatasetSplits`, its own name as label); each evaluation appends one record per
+    target, ``{"epoch", "target", **metrics}``, and emits ``on_evaluation`` for it, in the
+    order given. Runs after :class:`~bdbnet.engine.callbacks.Checkpointing` in the callback
+    list, so a failing evaluation never costs the epoch; a run resumed from an epoch whose
+    evaluation did not finish evaluates it first.
     """
 
-    def __init__(self, splits: DatasetSplits, cfg: Config) -> None:
-        self.splits = splits
+    def __init__(self, targets: Sequence[EvalTarget] | DatasetSplits, cfg: Config) -> None:
+        if isinstance(targets, DatasetSplits):
+            targets = [EvalTarget(targets.name, targets)]
+        self.targets = [t for t in targets if t.splits.query]
         self.cfg = cfg
+
+    @property
+    def splits(self) -> DatasetSplits | None:
+        """The first target's splits (the training dataset's own unless ``eval.targets``)."""
+        return self.targets[0].splits if self.targets else None
 
     def due(self, epoch: int, last: int) -> bool:
         every = self.cfg.train.eval_every
-        return bool(self.splits.query) and (epoch == last or (every > 0 and epoch % every == 0))
+        return bool(self.targets) and (epoch == last or (every > 0 and epoch % every == 0))
 
-    def evaluate(self, trainer: TrainerView) -> EvalReport:
+    def evaluate(self, trainer: TrainerView, target: EvalTarget | None = None) -> EvalReport:
+        """The current model's report on ``target`` (default: the first)."""
+        target = target or self.targets[0]
         return evaluate_model(
             trainer.model,
-            self.splits,
+            target.splits,
             self.cfg,
             trainer.ctx.device,
             progress=trainer.progress,
@@ -42,13 +58,16 @@ class Evaluation(Callback):
         )
 
     def run(self, trainer: TrainerView) -> None:
-        report = self.evaluate(trainer)
-        record = {"epoch": trainer.epoch, **report.metrics}
-        trainer.evaluations.append(record)
-        trainer.result.last_report = report
-        if trainer.progress:
-            tqdm.write(f"epoch {trainer.epoch}: {report.summary()}")
-        trainer.emit("on_evaluation", record, report)
+        for i, target in enumerate(self.targets):
+            report = self.evaluate(trainer, target)
+            record = {"epoch": trainer.epoch, "target": target.label, **report.metrics}
+            trainer.evaluations.append(record)
+            if i == 0:
+                trainer.result.last_report = report
+            if trainer.progress:
+                where = f" on {target.label}" if len(self.targets) > 1 else ""
+                tqdm.write(f"epoch {trainer.epoch}{where}: {report.summary()}")
+            trainer.emit("on_evaluation", record, report)
 
     def on_fit_start(self, trainer: TrainerView) -> None:
         done = {e["epoch"] for e in trainer.evaluations}

@@ -13,11 +13,18 @@ from bdbnet.evaluation.report import EvalReport
 
 class MetricsLogging(Callback):
     """Log train steps, epochs and evaluations. On resume, lines after the checkpoint's epoch
-    (written by the interrupted run) are dropped first, so every step appears once."""
+    (written by the interrupted run) are dropped first, so every step appears once.
 
-    def __init__(self, output: str | Path, tensorboard: bool = True) -> None:
+    Each evaluation line names its ``target``; with ``several_targets`` their TensorBoard
+    curves are apart (``eval/<target>/mAP``), else ``eval/mAP`` as for one test split.
+    """
+
+    def __init__(
+        self, output: str | Path, tensorboard: bool = True, several_targets: bool = False
+    ) -> None:
         self.output = Path(output)
         self.tensorboard = tensorboard
+        self.several_targets = several_targets
         self.logger: MetricsLogger | None = None
 
     def on_fit_start(self, trainer: TrainerView) -> None:
@@ -44,8 +51,10 @@ class MetricsLogging(Callback):
         self, trainer: TrainerView, record: dict[str, Any], report: EvalReport
     ) -> None:
         assert self.logger is not None
-        epoch = record["epoch"]
-        self.logger.log("eval", epoch, report.metrics, epoch=epoch, global_step=trainer.step)
+        epoch, target = record["epoch"], record.get("target")
+        values = {"target": target, **report.metrics} if target else report.metrics
+        group = target if self.several_targets else None
+        self.logger.log("eval", epoch, values, epoch=epoch, global_step=trainer.step, group=group)
 
     def on_fit_end(self, trainer: TrainerView) -> None:
         if self.logger is not None:
