@@ -65,24 +65,31 @@ plan, names, meta file), :mod:`~bdbnet.data.synthetic.summary` (what was written
 :mod:`~bdbnet.data.synthetic.seeds` (the keys of the random streams).
 """
 
-from bdbnet.data.synthetic.attributes import (
-    DETAILS,
-    RGB,
-    GlobalAttributes,
-    IdentityAttributes,
-    LocalAttributes,
-    sample_identities,
-)
-from bdbnet.data.synthetic.cameras import CameraStyle, sample_camera_styles
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from bdbnet.data.synthetic.domains import DOMAINS, Domain, get_domain
-from bdbnet.data.synthetic.render import Renderer, render_person
-from bdbnet.data.synthetic.summary import SplitSummary, SyntheticSummary
-from bdbnet.data.synthetic.write import (
-    GENERATOR_VERSION,
-    META_FILE,
-    SPLIT_DIRS,
-    generate_synthetic_reid,
-)
+
+if TYPE_CHECKING:
+    from bdbnet.data.synthetic.attributes import (
+        DETAILS,
+        RGB,
+        GlobalAttributes,
+        IdentityAttributes,
+        LocalAttributes,
+        sample_identities,
+    )
+    from bdbnet.data.synthetic.cameras import CameraStyle, sample_camera_styles
+    from bdbnet.data.synthetic.render import Renderer, render_person
+    from bdbnet.data.synthetic.summary import SplitSummary, SyntheticSummary
+    from bdbnet.data.synthetic.write import (
+        GENERATOR_VERSION,
+        META_FILE,
+        SPLIT_DIRS,
+        generate_synthetic_reid,
+    )
 
 __all__ = [
     "DETAILS",
@@ -105,3 +112,34 @@ __all__ = [
     "sample_camera_styles",
     "sample_identities",
 ]
+
+# Name -> submodule. Imported on first use, so that reading the domain table (``bdbnet synth
+# --help`` lists it) does not import numpy and Pillow.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "DETAILS",
+            "RGB",
+            "GlobalAttributes",
+            "IdentityAttributes",
+            "LocalAttributes",
+            "sample_identities",
+        ),
+        "attributes",
+    ),
+    **dict.fromkeys(("CameraStyle", "sample_camera_styles"), "cameras"),
+    **dict.fromkeys(("Renderer", "render_person"), "render"),
+    **dict.fromkeys(("SplitSummary", "SyntheticSummary"), "summary"),
+    **dict.fromkeys(
+        ("GENERATOR_VERSION", "META_FILE", "SPLIT_DIRS", "generate_synthetic_reid"), "write"
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
