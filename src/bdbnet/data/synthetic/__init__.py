@@ -38,6 +38,13 @@ and blur (:class:`CameraStyle`); per image pose (stride, arm swing, lean, front/
 left/right mirror), scale and position jitter, bounding-box misalignment that cuts the person,
 and with probability ``occlusion`` an occluder (pole, car, bush or another pedestrian).
 
+Domains (:mod:`~bdbnet.data.synthetic.domains`): ``domain=N`` (``bdbnet synth --domain N``) writes
+another camera network that differs in stated, controlled ways -- the scenes, the lighting (gain
+range), a colour cast, the resolution (rendered small, resized up) and the viewpoint mix -- and
+shows other people, so that the gap between camera networks (as Market-1501 -> DukeMTMC-reID) can
+be measured: train on domain 0, evaluate on domain 1. Domain 0 is the generator as it always was,
+byte for byte; ``synthetic_meta.json`` records the domain and what it shifts.
+
 Determinism: every random draw comes from a ``numpy.random.Generator`` seeded by
 ``(seed, purpose, ...)`` keys, so an image only depends on the seed and on which image it is --
 not on the processing order or the number of worker processes. Same seed, same bytes.
@@ -49,6 +56,7 @@ process pool for large datasets: about 2,000 128x64 images per second on two cor
 
 Modules: :mod:`~bdbnet.data.synthetic.attributes` (identities, palettes, siblings),
 :mod:`~bdbnet.data.synthetic.cameras` (camera styles and backgrounds),
+:mod:`~bdbnet.data.synthetic.domains` (the camera networks and what each one shifts),
 :mod:`~bdbnet.data.synthetic.canvas` (anti-aliased shapes),
 :mod:`~bdbnet.data.synthetic.person` (the pedestrian), :mod:`~bdbnet.data.synthetic.render`
 (one image), :mod:`~bdbnet.data.synthetic.pool` (rendering and writing the images, in worker
@@ -57,31 +65,41 @@ plan, names, meta file), :mod:`~bdbnet.data.synthetic.summary` (what was written
 :mod:`~bdbnet.data.synthetic.seeds` (the keys of the random streams).
 """
 
-from bdbnet.data.synthetic.attributes import (
-    DETAILS,
-    RGB,
-    GlobalAttributes,
-    IdentityAttributes,
-    LocalAttributes,
-    sample_identities,
-)
-from bdbnet.data.synthetic.cameras import CameraStyle, sample_camera_styles
-from bdbnet.data.synthetic.render import Renderer, render_person
-from bdbnet.data.synthetic.summary import SplitSummary, SyntheticSummary
-from bdbnet.data.synthetic.write import (
-    GENERATOR_VERSION,
-    META_FILE,
-    SPLIT_DIRS,
-    generate_synthetic_reid,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from bdbnet.data.synthetic.domains import DOMAINS, Domain, get_domain
+
+if TYPE_CHECKING:
+    from bdbnet.data.synthetic.attributes import (
+        DETAILS,
+        RGB,
+        GlobalAttributes,
+        IdentityAttributes,
+        LocalAttributes,
+        sample_identities,
+    )
+    from bdbnet.data.synthetic.cameras import CameraStyle, sample_camera_styles
+    from bdbnet.data.synthetic.render import Renderer, render_person
+    from bdbnet.data.synthetic.summary import SplitSummary, SyntheticSummary
+    from bdbnet.data.synthetic.write import (
+        GENERATOR_VERSION,
+        META_FILE,
+        SPLIT_DIRS,
+        generate_synthetic_reid,
+    )
 
 __all__ = [
     "DETAILS",
+    "DOMAINS",
     "GENERATOR_VERSION",
     "META_FILE",
     "RGB",
     "SPLIT_DIRS",
     "CameraStyle",
+    "Domain",
     "GlobalAttributes",
     "IdentityAttributes",
     "LocalAttributes",
@@ -89,7 +107,39 @@ __all__ = [
     "SplitSummary",
     "SyntheticSummary",
     "generate_synthetic_reid",
+    "get_domain",
     "render_person",
     "sample_camera_styles",
     "sample_identities",
 ]
+
+# Name -> submodule. Imported on first use, so that reading the domain table (``bdbnet synth
+# --help`` lists it) does not import numpy and Pillow.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "DETAILS",
+            "RGB",
+            "GlobalAttributes",
+            "IdentityAttributes",
+            "LocalAttributes",
+            "sample_identities",
+        ),
+        "attributes",
+    ),
+    **dict.fromkeys(("CameraStyle", "sample_camera_styles"), "cameras"),
+    **dict.fromkeys(("Renderer", "render_person"), "render"),
+    **dict.fromkeys(("SplitSummary", "SyntheticSummary"), "summary"),
+    **dict.fromkeys(
+        ("GENERATOR_VERSION", "META_FILE", "SPLIT_DIRS", "generate_synthetic_reid"), "write"
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

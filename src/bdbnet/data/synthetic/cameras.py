@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 
 from bdbnet.data.synthetic.attributes import RGB, jitter
-from bdbnet.data.synthetic.seeds import TAG_CAMERA
+from bdbnet.data.synthetic.domains import get_domain
+from bdbnet.data.synthetic.seeds import TAG_CAMERA, domain_keys
 
 __all__ = ["CameraStyle", "camera_background", "sample_camera_styles"]
 
@@ -27,7 +28,6 @@ class CameraStyle:
     back_view: float  # probability of seeing people from behind
 
 
-_BACKGROUNDS = ("street", "park", "indoor", "plaza")
 _BG_BASE: dict[str, tuple[RGB, RGB, RGB]] = {
     "street": ((150, 140, 128), (110, 110, 112), (70, 70, 80)),
     "park": ((70, 120, 60), (150, 140, 110), (50, 80, 40)),
@@ -36,25 +36,32 @@ _BG_BASE: dict[str, tuple[RGB, RGB, RGB]] = {
 }
 
 
-def sample_camera_styles(cameras: int, seed: int = 0) -> list[CameraStyle]:
-    """Sample the style of each camera (deterministic in ``seed``, shared by all splits)."""
-    rng = np.random.default_rng([seed, TAG_CAMERA])
-    kinds = [_BACKGROUNDS[i % len(_BACKGROUNDS)] for i in rng.permutation(max(cameras, 4))]
+def sample_camera_styles(cameras: int, seed: int = 0, domain: int = 0) -> list[CameraStyle]:
+    """Sample the style of each camera (deterministic in ``seed``, shared by all splits).
+
+    ``domain`` (:mod:`~bdbnet.data.synthetic.domains`) sets the scenes, the ranges of gain, cast
+    and back-view probability, and the network's colour bias; domain 0 is the original network.
+    """
+    d = get_domain(domain)
+    rng = np.random.default_rng(domain_keys([seed, TAG_CAMERA], domain))
+    scenes = d.scenes
+    kinds = [scenes[i % len(scenes)] for i in rng.permutation(max(cameras, len(scenes)))]
+    bias = np.asarray(d.cast_bias, dtype=np.float64)
     styles = []
     for c in range(cameras):
         kind = kinds[c]
-        cast = rng.uniform(0.82, 1.18, size=3)
-        cast = cast / cast.mean()
+        cast = rng.uniform(d.cast_spread[0], d.cast_spread[1], size=3)
+        cast = cast / cast.mean() * bias  # domain 0: a bias of ones (exact, same values)
         styles.append(
             CameraStyle(
                 index=c,
-                gain=round(float(rng.uniform(0.68, 1.22)), 4),
+                gain=round(float(rng.uniform(d.gain[0], d.gain[1])), 4),
                 cast=(round(float(cast[0]), 4), round(float(cast[1]), 4), round(float(cast[2]), 4)),
                 background=kind,
                 bg_colors=tuple(jitter(rng, col, 30) for col in _BG_BASE[kind]),  # type: ignore[arg-type]
                 noise=round(float(rng.uniform(1.5, 7.0)), 3),
                 blur=bool(rng.random() < 0.35),
-                back_view=round(float(rng.uniform(0.15, 0.5)), 3),
+                back_view=round(float(rng.uniform(d.back_view[0], d.back_view[1])), 3),
             )
         )
     return styles
@@ -67,9 +74,11 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: tuple[int, in
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
-def camera_background(cam: CameraStyle, seed: int, height: int, width: int) -> np.ndarray:
+def camera_background(
+    cam: CameraStyle, seed: int, height: int, width: int, domain: int = 0
+) -> np.ndarray:
     """A (3, H, 2W) texture of ``cam``'s scene; each image crops a random W-wide window."""
-    rng = np.random.default_rng([seed, TAG_CAMERA, cam.index, 1])
+    rng = np.random.default_rng(domain_keys([seed, TAG_CAMERA, cam.index, 1], domain))
     h, w = height, 2 * width
     c1, c2, c3 = (np.asarray(c, np.float32) for c in cam.bg_colors)
     ys = (np.arange(height, dtype=np.float32) + 0.5)[:, None] / h

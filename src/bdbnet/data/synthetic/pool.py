@@ -18,7 +18,7 @@ from PIL import Image
 
 from bdbnet.data.synthetic.attributes import IdentityAttributes
 from bdbnet.data.synthetic.render import Renderer
-from bdbnet.data.synthetic.seeds import KIND_JUNK, TAG_IMAGE
+from bdbnet.data.synthetic.seeds import KIND_JUNK, TAG_IMAGE, domain_keys
 
 __all__ = ["Job", "render_all", "render_jobs"]
 
@@ -28,9 +28,13 @@ _WORKER: dict[str, Any] = {}
 
 
 def render_jobs(r: Renderer, root: str, quality: int, seed: int, jobs: Sequence[Job]) -> int:
-    """Render ``jobs`` with ``r`` and write them as JPEGs under ``root``; returns how many."""
+    """Render ``jobs`` with ``r`` and write them as JPEGs under ``root``; returns how many.
+
+    Each image's random stream is keyed by ``seed``, which image it is and ``r``'s domain.
+    """
+    domain = r.domain.index
     for folder, name, kind, owner, index, cam, ident in jobs:
-        rng = np.random.default_rng([seed, TAG_IMAGE, kind, owner, index])
+        rng = np.random.default_rng(domain_keys([seed, TAG_IMAGE, kind, owner, index], domain))
         arr = r.render(ident, cam, rng, junk=kind == KIND_JUNK)
         Image.fromarray(arr, "RGB").save(os.path.join(root, folder, name), "JPEG", quality=quality)
     return len(jobs)
@@ -39,7 +43,7 @@ def render_jobs(r: Renderer, root: str, quality: int, seed: int, jobs: Sequence[
 def _worker_init(cfg: dict[str, Any]) -> None:
     _WORKER.update(cfg)
     _WORKER["renderer"] = Renderer(
-        cfg["seed"], cfg["cameras"], cfg["height"], cfg["width"], cfg["occlusion"]
+        cfg["seed"], cfg["cameras"], cfg["height"], cfg["width"], cfg["occlusion"], cfg["domain"]
     )
 
 
@@ -65,8 +69,12 @@ def render_all(
     quality: int,
     workers: int | None,
     progress: bool,
+    domain: int = 0,
 ) -> None:
-    """Render and write every job, in chunks of 64, in ``workers`` processes (``None``: auto)."""
+    """Render and write every job, in chunks of 64, in ``workers`` processes (``None``: auto).
+
+    ``domain``: the camera network (:mod:`~bdbnet.data.synthetic.domains`; 0: the original).
+    """
     if workers is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         workers = min(cores or 1, 8) if len(jobs) >= 1500 else 1
@@ -80,6 +88,7 @@ def render_all(
                 "height": height,
                 "width": width,
                 "occlusion": occlusion,
+                "domain": domain,
                 "root": str(root),
                 "quality": quality,
             }
@@ -91,7 +100,7 @@ def render_all(
             pool = stack.enter_context(ctx.Pool(workers, initializer=_worker_init, initargs=(cfg,)))
             done: Iterable[int] = pool.imap_unordered(_worker_run, chunks)
         else:
-            r = Renderer(seed, cameras, height, width, occlusion)
+            r = Renderer(seed, cameras, height, width, occlusion, domain)
             done = (render_jobs(r, str(root), quality, seed, c) for c in chunks)
         bar = None
         if progress:

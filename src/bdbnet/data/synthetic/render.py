@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+from PIL import Image
 
 from bdbnet.data.synthetic.attributes import CLOTHING, SKIN, IdentityAttributes, pick
 from bdbnet.data.synthetic.cameras import camera_background, sample_camera_styles
 from bdbnet.data.synthetic.canvas import Canvas, clip
+from bdbnet.data.synthetic.domains import get_domain
 from bdbnet.data.synthetic.person import draw_person
-from bdbnet.data.synthetic.seeds import TAG_NOISE, as_rng
+from bdbnet.data.synthetic.seeds import TAG_NOISE, as_rng, domain_keys
 
 __all__ = ["Renderer", "render_person"]
 
@@ -22,14 +24,23 @@ class Renderer(Canvas):
     The shapes come from :class:`~bdbnet.data.synthetic.canvas.Canvas`, the pedestrian from
     :func:`~bdbnet.data.synthetic.person.draw_person`; per camera the background texture and a
     bank of sensor noise are computed once.
+
+    ``domain`` (:mod:`~bdbnet.data.synthetic.domains`) picks the camera network; a domain with a
+    resolution below 1 draws on a smaller canvas (``self.h x self.w``) and :meth:`render` resizes
+    each image up to ``height x width``.
     """
 
-    def __init__(self, seed: int, cameras: int, height: int, width: int, occlusion: float):
+    def __init__(
+        self, seed: int, cameras: int, height: int, width: int, occlusion: float, domain: int = 0
+    ):
+        self.domain = get_domain(domain)
+        self.out_size = (height, width)
+        height, width = self.domain.render_size(height, width)
         super().__init__(height, width)
         self.seed, self.occlusion = seed, occlusion
-        self.cams = sample_camera_styles(cameras, seed)
-        self.backgrounds = [camera_background(s, seed, height, width) for s in self.cams]
-        nrng = np.random.default_rng([seed, TAG_NOISE])
+        self.cams = sample_camera_styles(cameras, seed, domain)
+        self.backgrounds = [camera_background(s, seed, height, width, domain) for s in self.cams]
+        nrng = np.random.default_rng(domain_keys([seed, TAG_NOISE], domain))
         noise = nrng.standard_normal((3, 2 * height, 2 * width), dtype=np.float32)
         # per-camera banks, pre-scaled and with the +0.5 of rounding folded in
         self.noise = [noise * np.float32(s.noise) + np.float32(0.5) for s in self.cams]
@@ -93,7 +104,10 @@ class Renderer(Canvas):
         rng: np.random.Generator,
         junk: bool = False,
     ) -> np.ndarray:
-        """One image (H, W, 3) uint8 of ``ident`` seen by ``camera``; ``junk`` spoils the box."""
+        """One image (H, W, 3) uint8 of ``ident`` seen by ``camera``; ``junk`` spoils the box.
+
+        (H, W) is the renderer's output size, also for a low-resolution domain.
+        """
         h, w = self.h, self.w
         cam = self.cams[camera]
         ox = int(rng.integers(0, w))
@@ -149,12 +163,18 @@ class Renderer(Canvas):
         ny, nx = int(rng.integers(0, h)), int(rng.integers(0, w))
         img += self.noise[camera][:, ny : ny + h, nx : nx + w]
         clip(img, 0.0, 255.0)
-        return np.ascontiguousarray(img.astype(np.uint8).transpose(1, 2, 0))
+        out = np.ascontiguousarray(img.astype(np.uint8).transpose(1, 2, 0))
+        if (h, w) != self.out_size:  # a low-resolution camera network: upsampled, soft
+            size = (self.out_size[1], self.out_size[0])
+            out = np.asarray(Image.fromarray(out, "RGB").resize(size, Image.Resampling.BILINEAR))
+        return out
 
 
 @lru_cache(maxsize=8)
-def _renderer(seed: int, cameras: int, height: int, width: int, occlusion: float) -> Renderer:
-    return Renderer(seed, cameras, height, width, occlusion)
+def _renderer(
+    seed: int, cameras: int, height: int, width: int, occlusion: float, domain: int
+) -> Renderer:
+    return Renderer(seed, cameras, height, width, occlusion, domain)
 
 
 def render_person(
@@ -168,14 +188,17 @@ def render_person(
     width: int = 64,
     occlusion: float = 0.0,
     junk: bool = False,
+    domain: int = 0,
 ) -> np.ndarray:
     """Render one (height, width, 3) uint8 image of ``identity`` as seen by ``camera`` (0-based).
 
     For previews and figures; ``generate_synthetic_reid`` uses the same renderer. ``seed`` picks
     the camera styles (as in the dataset), ``image_seed`` the pose, jitter and occlusion.
-    ``identity=None`` renders an empty scene.
+    ``identity=None`` renders an empty scene. ``domain`` picks the camera network
+    (:data:`~bdbnet.data.synthetic.domains.DOMAINS`; 0: the original one).
     """
     if not 0 <= camera < cameras:
         raise ValueError(f"camera must be in [0, {cameras})")
-    r = _renderer(seed, cameras, height, width, float(occlusion))
+    get_domain(domain)  # an unknown domain: a ValueError naming the known ones
+    r = _renderer(seed, cameras, height, width, float(occlusion), int(domain))
     return r.render(identity, camera, as_rng(image_seed), junk=junk)

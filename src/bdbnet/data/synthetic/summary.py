@@ -30,14 +30,17 @@ class SyntheticSummary:
     cameras: int
     siblings: dict[str, int] = field(default_factory=dict)  # split -> identities in groups
     seconds: float = 0.0
+    domain: int = 0  # the camera network (bdbnet.data.synthetic.domains)
+    domain_description: str = ""
 
     @property
     def total_images(self) -> int:
         return self.train.images + self.query.images + self.gallery.images
 
     def __str__(self) -> str:
+        domain = f" (domain {self.domain})" if self.domain else ""
         return (
-            f"synthetic re-ID dataset at {self.root}: {self.total_images} images, "
+            f"synthetic re-ID dataset{domain} at {self.root}: {self.total_images} images, "
             f"{self.cameras} cameras in {self.seconds:.1f} s\n"
             f"  train   {self.train.images:6d} images  {self.train.identities:4d} identities\n"
             f"  query   {self.query.images:6d} images  {self.query.identities:4d} identities\n"

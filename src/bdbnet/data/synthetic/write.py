@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bdbnet.data.synthetic.attributes import IdentityAttributes, sample_identities
+from bdbnet.data.synthetic.domains import get_domain
 from bdbnet.data.synthetic.pool import Job, render_all
 from bdbnet.data.synthetic.seeds import (
     KIND_DISTRACTOR,
@@ -23,6 +24,7 @@ from bdbnet.data.synthetic.seeds import (
     TAG_LAYOUT,
     TAG_TEST,
     TAG_TRAIN,
+    domain_keys,
 )
 from bdbnet.data.synthetic.summary import SplitSummary, SyntheticSummary
 
@@ -47,9 +49,10 @@ def _plan_identity(
     cameras_per_id: tuple[int, int],
     images_per_camera: tuple[int, int],
     min_per_camera: int,
+    domain: int = 0,
 ) -> list[tuple[int, int, int, int]]:
     """(camera, sequence, frame, bbox) of each image of one identity, cameras sorted."""
-    rng = np.random.default_rng([seed, TAG_LAYOUT, split_tag, index])
+    rng = np.random.default_rng(domain_keys([seed, TAG_LAYOUT, split_tag, index], domain))
     k = int(rng.integers(cameras_per_id[0], cameras_per_id[1] + 1))
     shots = []
     for cam in sorted(int(c) for c in rng.choice(cameras, size=k, replace=False)):
@@ -104,6 +107,7 @@ def generate_synthetic_reid(
     height: int = 128,
     width: int = 64,
     seed: int = 0,
+    domain: int = 0,
     jpeg_quality: int = 90,
     workers: int | None = None,
     overwrite: bool = False,
@@ -124,6 +128,9 @@ def generate_synthetic_reid(
         sibling_fraction: share of identities in sibling groups (same globals, see module doc).
         height, width: image size (Market-1501: 128 x 64).
         seed: everything is a function of it; same seed gives byte-identical files.
+        domain: the camera network (:data:`~bdbnet.data.synthetic.domains.DOMAINS`): 0 is the
+            original one; another differs in stated ways (scenes, light, colour cast,
+            resolution, viewpoints) and shows other people than domain 0 at the same seed.
         jpeg_quality: Pillow JPEG quality.
         workers: processes for rendering (``None``: all cores for large datasets, else 1).
             The output does not depend on it.
@@ -144,6 +151,7 @@ def generate_synthetic_reid(
         raise ValueError("images must be at least 32 x 16 pixels")
     if seed < 0:
         raise ValueError("seed must be >= 0")
+    spec = get_domain(domain)  # an unknown domain: ValueError naming the known ones
     cpi = _range("cameras_per_id", cameras_per_id, 1)
     cpi = (min(max(cpi[0], 2), cameras), min(max(cpi[1], 2), cameras))
     ipc = _range("images_per_camera", images_per_camera, 1)
@@ -161,24 +169,27 @@ def generate_synthetic_reid(
     marker = {"generator": "bdbnet.data.synthetic", "version": GENERATOR_VERSION, "complete": False}
     (root_path / META_FILE).write_text(json.dumps(marker, indent=2) + "\n")
 
-    train_people = sample_identities(train_ids, [seed, TAG_TRAIN], sibling_fraction)
-    test_people = sample_identities(test_ids, [seed, TAG_TEST], sibling_fraction)
-    distractor_people = sample_identities(n_distractors, [seed, TAG_DISTRACTOR], 0.0)
-    junk_people = sample_identities(n_junk, [seed, TAG_JUNK], 0.0)
+    def keys(*purpose: int) -> list[int]:  # domain 0: (seed, purpose...) as ever
+        return domain_keys([seed, *purpose], domain)
+
+    train_people = sample_identities(train_ids, keys(TAG_TRAIN), sibling_fraction)
+    test_people = sample_identities(test_ids, keys(TAG_TEST), sibling_fraction)
+    distractor_people = sample_identities(n_distractors, keys(TAG_DISTRACTOR), 0.0)
+    junk_people = sample_identities(n_junk, keys(TAG_JUNK), 0.0)
 
     jobs: list[Job] = []
     for i, person in enumerate(train_people):
         pid = i + 1
         for k, (cam, seq, frame, bb) in enumerate(
-            _plan_identity(seed, KIND_TRAIN, i, cameras, cpi, ipc, 1)
+            _plan_identity(seed, KIND_TRAIN, i, cameras, cpi, ipc, 1, domain)
         ):
             jobs.append(
                 (SPLIT_DIRS[0], _name(pid, cam, seq, frame, bb), KIND_TRAIN, i, k, cam, person)
             )
     for i, person in enumerate(test_people):
         pid = train_ids + i + 1
-        shots = _plan_identity(seed, KIND_TEST, i, cameras, cpi, ipc, 2)
-        qrng = np.random.default_rng([seed, TAG_LAYOUT, 99, i])
+        shots = _plan_identity(seed, KIND_TEST, i, cameras, cpi, ipc, 2, domain)
+        qrng = np.random.default_rng(keys(TAG_LAYOUT, 99, i))
         queries: set[int] = set()
         for cam in sorted({s[0] for s in shots}):
             idx = [k for k, s in enumerate(shots) if s[0] == cam]
@@ -186,7 +197,7 @@ def generate_synthetic_reid(
         for k, (cam, seq, frame, bb) in enumerate(shots):
             folder = SPLIT_DIRS[1] if k in queries else SPLIT_DIRS[2]
             jobs.append((folder, _name(pid, cam, seq, frame, bb), KIND_TEST, i, k, cam, person))
-    frng = np.random.default_rng([seed, TAG_FRAMES])
+    frng = np.random.default_rng(keys(TAG_FRAMES))
     frames = frng.choice(1_000_000, size=n_distractors + n_junk, replace=False)
     for kind, pid, people, offset in (
         (KIND_DISTRACTOR, 0, distractor_people, 0),
@@ -209,7 +220,17 @@ def generate_synthetic_reid(
             raise RuntimeError(f"duplicate file names in {d}")
 
     render_all(
-        jobs, root_path, seed, cameras, height, width, occlusion, jpeg_quality, workers, progress
+        jobs,
+        root_path,
+        seed,
+        cameras,
+        height,
+        width,
+        occlusion,
+        jpeg_quality,
+        workers,
+        progress,
+        domain=domain,
     )
 
     def split(folder: str) -> SplitSummary:
@@ -233,6 +254,8 @@ def generate_synthetic_reid(
         cameras=cameras,
         siblings={"train": n_siblings(train_people), "test": n_siblings(test_people)},
         seconds=round(time.perf_counter() - start, 3),
+        domain=domain,
+        domain_description=spec.description,
     )
     params = {
         "train_ids": train_ids,
@@ -247,16 +270,19 @@ def generate_synthetic_reid(
         "height": height,
         "width": width,
         "seed": seed,
+        "domain": domain,
         "jpeg_quality": jpeg_quality,
     }
     counts = summary.to_dict()
     del counts["root"], counts["seconds"]  # keep the meta file itself deterministic
+    del counts["domain"], counts["domain_description"]  # in "params" and "domain" below
     meta = {
         "generator": "bdbnet.data.synthetic",
         "version": GENERATOR_VERSION,
         "complete": True,
         "layout": "market1501",
         "params": params,
+        "domain": spec.to_dict(),  # what this camera network shifts, as data and in words
         "counts": counts,
         "pids": {
             "train": [1, train_ids],
