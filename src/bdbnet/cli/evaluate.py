@@ -10,11 +10,11 @@ from typing import Any
 
 from bdbnet.cli.support import (
     AMP_CHOICES,
-    CLIError,
     AMP_HELP,
     DEVICE_HELP,
     MODEL_HELP,
     POSITIVE,
+    CLIError,
     add_command,
     add_image_check_option,
     add_runtime_option,
@@ -127,10 +127,10 @@ def _add_save_run_argument(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bdbnet.config import Config, validate
-    from bdbnet.errors import ConfigError
-    from bdbnet.data.checks import check_splits
     from bdbnet.data import build_dataset
+    from bdbnet.data.checks import check_splits
     from bdbnet.data.sources import parse_sources, target_labels
+    from bdbnet.errors import ConfigError
     from bdbnet.evaluation.report import AP_KEYS
     from bdbnet.files import atomic_write
     from bdbnet.inference.dataset_eval import evaluate_model
