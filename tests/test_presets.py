@@ -87,3 +87,41 @@ def test_the_paper_preset_stays_the_default_and_reports_like_the_paper(name):
 def test_every_preset_is_fast_by_default(name):
     cfg = load_config(name)
     assert (cfg.train.amp, cfg.train.channels_last) == ("auto", True)
+
+
+TRANSFER = {
+    "market1501-to-dukemtmcreid": ("market1501", "dukemtmcreid"),
+    "dukemtmcreid-to-market1501": ("dukemtmcreid", "market1501"),
+    "msmt17-to-market1501": ("msmt17", "market1501"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFER))
+def test_direct_transfer_presets_are_the_source_recipe_tested_on_the_target_too(name):
+    source, target = TRANSFER[name]
+    cfg = load_config(name)
+    assert cfg.eval.targets == [target, source]  # the target first: keep_best would follow it
+    paper = load_config(source)
+    paper.eval.targets = [target, source]
+    assert cfg == paper
+
+
+def test_the_generalist_trains_on_four_sources_with_their_test_identities():
+    from bdbnet.data import list_datasets
+
+    cfg = load_config("generalist")
+    four = ["market1501", "dukemtmcreid", "cuhk03-np-labeled", "msmt17"]
+    assert cfg.data.sources == four and cfg.eval.targets == four
+    assert cfg.data.combine_all is True
+    assert set(four) <= set(list_datasets())
+    market = load_config("market1501")
+    market.data.sources, market.data.combine_all, market.eval.targets = four, True, four
+    assert cfg == market
+
+
+def test_every_preset_says_where_its_values_come_from():
+    from importlib import resources
+
+    for name in list_presets():
+        text = (resources.files("bdbnet") / "presets" / f"{name}.yaml").read_text()
+        assert text.startswith("#") and text.count("\n#") >= 2, name

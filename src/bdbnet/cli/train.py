@@ -92,7 +92,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from bdbnet.config import load_config
     from bdbnet.data.checks import check_training_run
-    from bdbnet.data.sources import build_sources, build_targets
+    from bdbnet.data.sources import build_sources, build_targets, seen_in_training
     from bdbnet.engine.resume import resume_config
     from bdbnet.engine.run_lock import acquire_run_lock
     from bdbnet.engine.trainer import Trainer
@@ -146,6 +146,10 @@ def run(args: argparse.Namespace) -> int:
             tested = ", ".join(t.label for t in targets)
             say(f"training on {splits.name}: {len(splits.train)} images, "
                 f"{splits.num_train_pids} identities; testing on {tested}")  # fmt: skip
+        seen = seen_in_training(targets, splits)
+        if seen:
+            say(f"note: the test images of {', '.join(seen)} are training images here "
+                "(data.combine_all): their rows are not benchmark results")  # fmt: skip
 
         # checked on rank 0 only (every image opened once), its error raised on every rank;
         # rank 0 also takes the folder's run lock here, so a busy folder stops every rank
@@ -184,7 +188,7 @@ def _silent(*args: object, **kwargs: object) -> None:
 def final_report(result) -> str:
     """The last evaluation and, with ``train.keep_best``, the best one beside it, called what
     it is: selected on the test split. With several evaluation targets, a row per target and
-    the column ``tested on``."""
+    the column ``tested on`` (the best row's: the target it follows)."""
     from bdbnet.evaluation.report import AP_KEYS
     from bdbnet.reporting import format_table
 
@@ -201,8 +205,7 @@ def final_report(result) -> str:
     rows = [row(f"last (epoch {epoch}, last.pt)", e) for e in last]
     if result.best is not None:
         best = result.best
-        split = f"the test split of {best['target']}" if several else "the test split"
-        name = f"best {best['metric']} on {split} (epoch {best['epoch']}, best.pt)"
+        name = f"best {best['metric']} on the test split (epoch {best['epoch']}, best.pt)"
         rows.append(row(name, best))
     mode = last[0].get("ap_mode")
     headers = [f"mAP ({mode})" if k == "mAP" and mode else k for k in keys]

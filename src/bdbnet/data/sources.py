@@ -27,7 +27,14 @@ from bdbnet.data.records import DatasetSplits, ImageRecord, relabel
 from bdbnet.data.registry import build_dataset, list_datasets
 from bdbnet.errors import ConfigError, DataError
 
-__all__ = ["EvalTarget", "build_sources", "build_targets", "parse_sources", "target_labels"]
+__all__ = [
+    "EvalTarget",
+    "build_sources",
+    "build_targets",
+    "parse_sources",
+    "seen_in_training",
+    "target_labels",
+]
 
 
 @dataclass(frozen=True)
@@ -166,3 +173,14 @@ def build_targets(data: Any, targets: list[str], trained: DatasetSplits) -> list
             )
         found.append(EvalTarget(label, splits))
     return found
+
+
+def seen_in_training(targets: list[EvalTarget], trained: DatasetSplits) -> list[str]:
+    """Labels of the targets whose query or gallery images are training images (a source
+    trained with ``data.combine_all``): their numbers are not benchmark results."""
+    paths = {r.path for r in trained.train}
+    return [
+        t.label
+        for t in targets
+        if any(r.path in paths for r in (*t.splits.query, *t.splits.gallery))
+    ]
