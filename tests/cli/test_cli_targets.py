@@ -113,3 +113,21 @@ def test_bad_targets_are_one_line(tiny_synthetic, tiny_checkpoint, tmp_path, cap
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_the_recipe_may_name_the_datasets(tiny_synthetic, tmp_path, capsys):
+    """No --dataset: the preset's datasets (here synthetic-demo's) at --root."""
+    import yaml
+
+    run = tmp_path / "run"
+    args = ["train", "--preset", "synthetic-demo", "--root", str(tiny_synthetic)]
+    assert main([*args, "--output", str(run), *TINY_OVERRIDES, "optim.epochs=1"]) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())["data"]
+    assert (saved["dataset"], saved["root"], saved["sources"]) == (
+        "synthetic",
+        str(tiny_synthetic),
+        [],
+    )
+    # resumed by its folder alone
+    assert main(["train", "--resume", "--output", str(run), "optim.epochs=2"]) == 0
+    assert "resuming" in capsys.readouterr().out
