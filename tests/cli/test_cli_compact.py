@@ -47,3 +47,55 @@ def test_compact_options_are_refused_where_they_cannot_apply(
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_killed_file_index_extraction_continues(
+    tiny_checkpoint, person_images, tmp_path, capsys, monkeypatch
+):
+    """Chunks of 3 images: the run dies in its third chunk; the next run extracts only what is
+    left and writes the same index as one uninterrupted run."""
+    from bdbnet.inference import gallery_fill
+    from bdbnet.inference.extract_journal import journal_folder
+    from bdbnet.inference.extractor import FeatureExtractor
+
+    base = ["extract", "--checkpoint", str(tiny_checkpoint), *MODEL, *person_images]
+    whole = tmp_path / "whole.safetensors"
+    assert main([*base, "--output", str(whole)]) == 0
+    monkeypatch.setattr(gallery_fill, "CHUNK_IMAGES", 3)
+    real, calls = FeatureExtractor.extract, []
+
+    def dies_in_the_third_chunk(self, paths, *args, **kwargs):
+        calls.append(list(paths))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, paths, *args, **kwargs)
+
+    monkeypatch.setattr(FeatureExtractor, "extract", dies_in_the_third_chunk)
+    out = tmp_path / "g.safetensors"
+    assert main([*base, "--output", str(out)]) == 130  # Ctrl-C
+    assert "an extraction into a file index or a Milvus gallery when run again" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists() and len(list(journal_folder(out).glob("part-*.npz"))) == 2
+    calls.clear()
+    capsys.readouterr()
+    monkeypatch.setattr(FeatureExtractor, "extract", real)
+    extracted = []
+    monkeypatch.setattr(
+        FeatureExtractor,
+        "extract",
+        lambda self, paths, *a, **k: extracted.append(list(paths)) or real(self, paths, *a, **k),
+    )
+    assert main([*base, "--output", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"continuing the extraction kept in {journal_folder(out)}: 6 of 8 images" in said
+    assert extracted == [person_images[6:]]
+    index, reference = GalleryIndex.load(out), GalleryIndex.load(whole)
+    assert index.paths == reference.paths
+    assert torch.allclose(
+        index.features,
+        reference.features,
+        rtol=1e-5,
+        atol=1e-6 * float(reference.features.abs().max()),
+    )
+    assert not journal_folder(out).exists()

@@ -35,6 +35,7 @@ def test_a_run_evaluated_on_two_targets(tiny_synthetic, other_network, tmp_path,
     assert main([*args, f"train.keep_best_target={a}"]) == 0
     out = capsys.readouterr().out
     assert f"testing on {b}, {a}" in out
+    assert f"best.pt: the best mAP on the test split of {a}" in out
     table = [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines() if "|" in line]
     assert table[0][:3] == ["model (%)", "tested on", "mAP (full)"]
     assert [row[:2] for row in table[2:]] == [

@@ -27,9 +27,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         Extract the features of image files and folders with a checkpoint's own test
         preprocessing and write them, with the image paths and the model's identity, to one
         file: a gallery index that `bdbnet search` loads. Unreadable images are skipped and
-        listed. An --output ending in .db (Milvus Lite) or an http(s):// URI (a Milvus server)
-        adds them to a vector engine's collection instead: images already in it are skipped,
-        so an interrupted extraction continues where it stopped.
+        listed. Finished chunks are kept in OUTPUT.partial/ until the index is written, so a
+        killed extraction continues where it stopped when run again. An --output ending in
+        .db (Milvus Lite) or an http(s):// URI (a Milvus server) adds them to a vector
+        engine's collection instead: images already in it are skipped.
         """,
         """
         bdbnet extract --checkpoint last.pt gallery/ --output gallery.safetensors
@@ -110,12 +111,13 @@ def extract(args: argparse.Namespace, ctx: Any) -> int:
             f"{extractor.feature_dim}-d features has at most "
             f"{min(len(paths) - 1, extractor.feature_dim)} dimensions; give a smaller one"
         )
+    journal = None
     if engine:
         todo, gallery = open_engine(args, extractor, paths, ctx)
         write = gallery_writer(gallery) if gallery is not None else None
     else:
-        todo, rows, gallery = paths, [], None
-        write = rows.append
+        todo, journal = open_journal(args, extractor, paths, ctx)
+        gallery, write = None, journal.write if journal is not None else None
     try:
         with warnings.catch_warnings():  # unreadable files: listed once below, not warned each
             warnings.simplefilter("ignore", UserWarning)
@@ -140,7 +142,31 @@ def extract(args: argparse.Namespace, ctx: Any) -> int:
             + (f"; skipped {len(report.skipped)} unreadable image(s)" if report.skipped else "")
         )
         return 0
-    return save_index(args, extractor, rows, report)
+    assert journal is not None
+    return save_index(args, extractor, journal, paths, report)
+
+
+def open_journal(args: argparse.Namespace, extractor: Any, paths: list[str], ctx: Any) -> tuple:
+    """(the paths a killed run of the same output and model did not extract, the journal on
+    rank 0 else None): :class:`~bdbnet.inference.extract_journal.ExtractionJournal`."""
+    from bdbnet.inference.extract_journal import ExtractionJournal
+    from bdbnet.runtime.distributed import on_main
+
+    opened = []
+
+    def todo() -> list[str]:
+        journal = ExtractionJournal.open(args.output, extractor.identity)
+        opened.append(journal)
+        remaining = journal.todo(paths)
+        if len(remaining) < len(paths):
+            print(
+                f"continuing the extraction kept in {journal.folder}: "
+                f"{len(paths) - len(remaining)} of {len(paths)} images already done"
+            )
+        return remaining
+
+    remaining = on_main(ctx, todo)
+    return remaining, opened[0] if opened else None
 
 
 def open_engine(args: argparse.Namespace, extractor: Any, paths: list[str], ctx: Any) -> tuple:
@@ -172,18 +198,20 @@ def open_engine(args: argparse.Namespace, extractor: Any, paths: list[str], ctx:
     return remaining, opened[0] if opened else None
 
 
-def save_index(args: argparse.Namespace, extractor: Any, rows: list, report: Any) -> int:
-    """Write the gathered features as one file index (rank 0)."""
+def save_index(
+    args: argparse.Namespace, extractor: Any, journal: Any, paths: list[str], report: Any
+) -> int:
+    """Write the journal's features as one file index in image order (rank 0), then remove
+    the journal; a failed write keeps it, so the next run only writes."""
     import torch
 
     from bdbnet.inference import GalleryIndex
     from bdbnet.inference.extractor import Extraction
 
-    extraction = Extraction(
-        torch.cat([r.features for r in rows]) if rows else torch.zeros(0, extractor.feature_dim),
-        [p for r in rows for p in r.paths],
-        report.skipped,
-    )
+    kept = journal.extraction(paths, extractor.feature_dim)
+    noted = {p for p, _ in kept.skipped}
+    skipped = kept.skipped + [s for s in report.skipped if s[0] not in noted]
+    extraction = Extraction(kept.features, kept.paths, skipped)
     require_readable(extraction, "input", args.images)
     index = GalleryIndex.from_extraction(extraction, extractor.identity)
     index = index.compact(getattr(torch, args.feature_dtype), args.project_dim)
@@ -191,6 +219,7 @@ def save_index(args: argparse.Namespace, extractor: Any, rows: list, report: Any
         path = index.save(args.output)
     except ImportError as err:
         raise CLIError(str(err)) from err
+    journal.remove()
     what = f"{index.dim}-d" + (
         f", PCA of {index.model_dim}-d keeping {100 * index.projection.kept:.1f}% of the variance"
         if index.projection is not None

@@ -79,7 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(detail.rstrip(), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted (a training run continues with --resume)", file=sys.stderr)
+        print(
+            "interrupted (a training run continues with --resume, an extraction into a file "
+            "index or a Milvus gallery when run again)",
+            file=sys.stderr,
+        )
         return 130
 
 

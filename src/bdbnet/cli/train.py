@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from bdbnet.config import load_config
     from bdbnet.data.checks import check_training_run
     from bdbnet.data.sources import build_sources, build_targets, seen_in_training
+    from bdbnet.engine.builders import best_target
     from bdbnet.engine.resume import resume_config
     from bdbnet.engine.run_lock import acquire_run_lock
     from bdbnet.engine.trainer import Trainer
@@ -146,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
             tested = ", ".join(t.label for t in targets)
             say(f"training on {splits.name}: {len(splits.train)} images, "
                 f"{splits.num_train_pids} identities; testing on {tested}")  # fmt: skip
+        if cfg.train.keep_best != "none" and len(targets) > 1:
+            followed = best_target(cfg.train.keep_best_target, targets)
+            say(f"best.pt: the best {cfg.train.keep_best} on the test split of {followed}")
         seen = seen_in_training(targets, splits)
         if seen:
             say(f"note: the test images of {', '.join(seen)} are training images here "

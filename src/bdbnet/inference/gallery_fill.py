@@ -44,15 +44,16 @@ def fill_gallery(
     paths: Sequence[str],
     write: Callable[[Extraction], None] | None,
     ctx: DistContext | None = None,
-    chunk: int = CHUNK_IMAGES,
+    chunk: int | None = None,
 ) -> FillReport:
     """Extract ``paths`` chunk by chunk and pass each chunk's :class:`Extraction` (in the
     order of ``paths``, unreadable files left out) to ``write``, on rank 0 only (``write``
     may be ``None`` elsewhere). Every rank must call it with the same ``paths``; every rank
-    gets the same report."""
+    gets the same report. ``chunk``: images per chunk (default :data:`CHUNK_IMAGES`)."""
     from tqdm.auto import tqdm
 
     ctx = ctx or DistContext()
+    chunk = chunk or CHUNK_IMAGES
     report = FillReport()
     before = extractor.progress
     bar = tqdm(total=len(paths), desc="extract", unit="img", disable=not (before and ctx.is_main))
