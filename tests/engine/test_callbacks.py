@@ -141,3 +141,51 @@ def test_checkpoints_get_the_usual_mode_and_stale_temporaries_go(tiny_synthetic,
     assert not stale.exists()
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir() if p.is_file()}
     assert modes["last.pt"] == modes["config.yaml"] == modes["metrics.jsonl"]
+
+
+class _View:
+    """What KeepBest reads of the trainer, on a rank that writes nothing."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self.best = None
+        self.ctx = SimpleNamespace(is_main=False)
+
+    def state_dict(self) -> dict:
+        return {}
+
+
+def test_keep_best_follows_its_target_only(tmp_path):
+    from bdbnet.engine.callbacks import KeepBest
+
+    keep, view = KeepBest(tmp_path, "mAP", {}, target="B"), _View()
+    for epoch, target, value in [(1, "A", 0.9), (1, "B", 0.3), (2, "A", 0.95), (2, "B", 0.2)]:
+        keep.on_evaluation(view, {"epoch": epoch, "target": target, "mAP": value}, None)
+    assert (view.best["target"], view.best["epoch"], view.best["value"]) == ("B", 1, 0.3)
+    # a resumed run told to follow A: B's best does not count, A's first evaluation replaces it
+    follow_a = KeepBest(tmp_path, "mAP", {}, target="A")
+    follow_a.on_evaluation(view, {"epoch": 3, "target": "A", "mAP": 0.1}, None)
+    assert (view.best["target"], view.best["value"]) == ("A", 0.1)
+
+
+def test_metrics_of_several_targets_are_separate_curves(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from bdbnet.engine.metrics_log import MetricsLogger, read_metrics
+
+    with MetricsLogger(tmp_path, tensorboard=True) as logger:
+        for target, value in (("market1501", 0.8), ("dukemtmcreid", 0.3)):
+            logger.log("eval", 1, {"target": target, "mAP": value}, epoch=1, group=target)
+        logger.log("eval", 2, {"mAP": 0.5}, epoch=2)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert tags == {"eval/market1501/mAP", "eval/dukemtmcreid/mAP", "eval/mAP"}
+    assert [s.value for s in events.Scalars("eval/dukemtmcreid/mAP")] == [pytest.approx(0.3)]
+    lines = read_metrics(tmp_path / "metrics.jsonl")
+    assert [(x.get("target"), x["mAP"]) for x in lines] == [
+        ("market1501", 0.8),
+        ("dukemtmcreid", 0.3),
+        (None, 0.5),
+    ]
