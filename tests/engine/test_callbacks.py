@@ -115,6 +115,42 @@ def test_an_evaluation_crash_keeps_the_epoch_and_resume_evaluates_it(
     assert evals == [1, 2]
 
 
+def test_a_run_stopped_between_two_targets_evaluates_the_missing_one_first(
+    tiny_synthetic, tmp_path, monkeypatch
+):
+    from bdbnet.data.sources import EvalTarget
+    from bdbnet.data.synthetic import generate_synthetic_reid
+
+    other = tmp_path / "b" / "synthetic"
+    generate_synthetic_reid(other, train_ids=5, test_ids=4, seed=1, distractors=2, junk=1)
+    splits = build_dataset("synthetic", tiny_synthetic)
+    targets = [EvalTarget("A", splits), EvalTarget("B", build_dataset("synthetic", other))]
+    cfg = tiny_config("optim.epochs=1")
+    real = evaluation_module.evaluate_model
+
+    def fails_on_b(model, target_splits, *args, **kwargs):
+        if target_splits is targets[1].splits:
+            raise OSError("gallery disk went away")
+        return real(model, target_splits, *args, **kwargs)
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(evaluation_module, "evaluate_model", fails_on_b)
+    with pytest.raises(OSError, match="gallery disk"):
+        Trainer.from_config(cfg, splits, run, targets=targets).fit()
+    kept = load_checkpoint(run / "last.pt")["evaluations"]
+    assert [(e["epoch"], e["target"]) for e in kept] == [(1, "A")]  # A's record is kept
+    evaluated = []
+
+    def counted(model, target_splits, *args, **kwargs):
+        evaluated.append(target_splits.root)
+        return real(model, target_splits, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation_module, "evaluate_model", counted)
+    result = Trainer.from_config(cfg, splits, run, resume=True, targets=targets).fit()
+    assert [(e["epoch"], e["target"]) for e in result.evaluations] == [(1, "A"), (1, "B")]
+    assert evaluated == [targets[1].splits.root]  # B alone: A's record was kept
+
+
 def test_keep_best_writes_best_pt_selected_on_the_test_split(tiny_synthetic, tmp_path, capsys):
     args = ["train", "--dataset", "synthetic", "--root", str(tiny_synthetic)]
     args += ["--preset", "synthetic-demo", "--output", str(tmp_path), *TINY_OVERRIDES]

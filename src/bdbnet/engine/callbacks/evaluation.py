@@ -25,7 +25,7 @@ class Evaluation(Callback):
     target, ``{"epoch", "target", **metrics}``, and emits ``on_evaluation`` for it, in the
     order given. Runs after :class:`~bdbnet.engine.callbacks.Checkpointing` in the callback
     list, so a failing evaluation never costs the epoch; a run resumed from an epoch whose
-    evaluation did not finish evaluates it first.
+    evaluation did not finish evaluates the targets it has no record of first.
     """
 
     def __init__(self, targets: Sequence[EvalTarget] | DatasetSplits, cfg: Config) -> None:
@@ -57,22 +57,33 @@ class Evaluation(Callback):
             channels_last=trainer.channels_last,
         )
 
-    def run(self, trainer: TrainerView) -> None:
-        for i, target in enumerate(self.targets):
+    def run(self, trainer: TrainerView, targets: Sequence[EvalTarget] | None = None) -> None:
+        """Evaluate ``targets`` (default: every target), recording each as it finishes."""
+        for target in self.targets if targets is None else targets:
             report = self.evaluate(trainer, target)
             record = {"epoch": trainer.epoch, "target": target.label, **report.metrics}
             trainer.evaluations.append(record)
-            if i == 0:
+            if target is self.targets[0]:
                 trainer.result.last_report = report
             if trainer.progress:
                 where = f" on {target.label}" if len(self.targets) > 1 else ""
                 tqdm.write(f"epoch {trainer.epoch}{where}: {report.summary()}")
             trainer.emit("on_evaluation", record, report)
 
+    def missing(self, trainer: TrainerView) -> list[EvalTarget]:
+        """The targets the current epoch has no record of (a run stopped during its
+        evaluation; records of before targets existed count for all)."""
+        records = [e for e in trainer.evaluations if e["epoch"] == trainer.epoch]
+        if any("target" not in e for e in records):
+            return []
+        done = {e["target"] for e in records}
+        return [t for t in self.targets if t.label not in done]
+
     def on_fit_start(self, trainer: TrainerView) -> None:
-        done = {e["epoch"] for e in trainer.evaluations}
-        if trainer.epoch and self.due(trainer.epoch, trainer.epochs) and trainer.epoch not in done:
-            self.run(trainer)
+        if trainer.epoch and self.due(trainer.epoch, trainer.epochs):
+            missing = self.missing(trainer)
+            if missing:
+                self.run(trainer, missing)
 
     def on_epoch_end(self, trainer: TrainerView, stats: EpochStats) -> None:
         if self.due(trainer.epoch, trainer.epochs):
