@@ -128,7 +128,7 @@ def _add_save_run_argument(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bdbnet.config import Config, validate
     from bdbnet.data import build_dataset
-    from bdbnet.data.checks import check_splits
+    from bdbnet.data.checks import check_test_split
     from bdbnet.data.sources import parse_sources, target_labels
     from bdbnet.errors import ConfigError
     from bdbnet.evaluation.report import AP_KEYS
@@ -170,8 +170,7 @@ def run(args: argparse.Namespace) -> int:
     targets = [build_dataset(name, root) for name, root in datasets]
     progress = not args.quiet
     for splits in targets:
-        names = ("query",) if splits.gallery is splits.query else ("query", "gallery")
-        check_splits(splits, names, progress=progress, open_images=not args.skip_image_check)
+        check_test_split(splits, open_images=not args.skip_image_check, progress=progress)
     if args.save_run:
         check_run_output(args.save_run, targets[0])
     reports = [evaluate_model(model, t, cfg, device, progress=progress) for t in targets]

@@ -19,7 +19,13 @@ from bdbnet.data.records import DatasetSplits, ImageRecord
 from bdbnet.errors import DataError, ImageError
 from bdbnet.outputs import ensure_output_dir
 
-__all__ = ["check_images", "check_splits", "report_unreadable", "unreadable_summary"]
+__all__ = [
+    "check_images",
+    "check_splits",
+    "check_test_split",
+    "report_unreadable",
+    "unreadable_summary",
+]
 
 log = logging.getLogger(__name__)
 
@@ -125,5 +131,13 @@ def check_training_run(
         )
     check_splits(splits, ("train", "query", "gallery"), open_images=open_images, progress=progress)
     for target in others:
-        names = ("query",) if target.gallery is target.query else ("query", "gallery")
-        check_splits(target, names, open_images=open_images, progress=progress)
+        check_test_split(target, open_images=open_images, progress=progress)
+
+
+def check_test_split(
+    splits: DatasetSplits, open_images: bool = True, progress: bool = True
+) -> None:
+    """What an evaluation reads: the query and gallery images (once where they are one list,
+    as in the retrieval benchmarks)."""
+    names = ("query",) if splits.gallery is splits.query else ("query", "gallery")
+    check_splits(splits, names, open_images=open_images, progress=progress)
