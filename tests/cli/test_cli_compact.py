@@ -40,7 +40,10 @@ def test_compact_options_are_refused_where_they_cannot_apply(
         (["--project-dim", "4", "--output", str(tmp_path / "g.npy")],
          "a .npy index holds the features alone; write a projected index"),
         (["--feature-dtype", "float16", "--output", str(tmp_path / "g.db")],
-         "--feature-dtype and --project-dim apply to file indexes"),
+         "--feature-dtype applies to file indexes (Milvus Lite has no float16 vectors); make a "
+         "Milvus gallery smaller with --project-dim K"),
+        (["--project-dim", "8", "--output", str(tmp_path / "g.db")],
+         "--project-dim 8: a PCA of 8 images of 1536-d features has at most 7 dimensions"),
     ]  # fmt: skip
     for extra, message in cases:
         assert main([*base, *extra]) == 2

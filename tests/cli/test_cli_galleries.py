@@ -109,3 +109,28 @@ def test_engine_gallery_errors_are_one_line_and_write_nothing(
     code, out, _ = run(capsys, "search", *base, "--gallery", str(db), *query)
     assert code == 0 and "3 images" in out  # nothing was added by the refused extraction
     assert sorted(os.listdir(tmp_path)) == ["gallery.db"]
+
+
+def test_a_projected_engine_gallery(tiny_checkpoint, person_images, tmp_path, capsys, monkeypatch):
+    """``--project-dim`` into Milvus: the PCA is fitted on the first chunk (3 images here),
+    stored in the engine, the rest projected with it; queries find themselves; a rerun adds
+    nothing and another K is refused."""
+    from bdbnet.inference import gallery_fill
+    from bdbnet.inference.milvus_gallery import MilvusGallery
+
+    monkeypatch.setattr(gallery_fill, "CHUNK_IMAGES", 3)
+    db = tmp_path / "small.db"
+    args = ["extract", "--checkpoint", str(tiny_checkpoint), *MODEL, *person_images]
+    code, out, err = run(capsys, *args, "--output", str(db), "--project-dim", "2")
+    assert code == 0, err
+    assert out.startswith("added 8 features (2-d, PCA of 1536-d keeping ")
+    with MilvusGallery.open(str(db)) as gallery:
+        assert (len(gallery), gallery.dim, gallery.model_dim) == (8, 2, 1536)
+        assert gallery.indexed_paths() == set(person_images)
+    hits = search_json(capsys, tiny_checkpoint, db, person_images[:3], tmp_path / "h.json")
+    assert [row[0]["path"] for row in hits["results"]] == person_images[:3]
+    code, out, err = run(capsys, *args, "--output", str(db), "--project-dim", "2")
+    assert code == 0 and "added 0 features" in out and "8 already there" in out, err
+    code, out, err = run(capsys, *args, "--output", str(db), "--project-dim", "1")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "holds 2-d features (a PCA to 2): add to it without --project-dim 1" in err

@@ -78,3 +78,25 @@ def test_two_ranks_complete_a_gallery_without_duplicates(
     feats = torch.tensor(np.array([by_path[p]["feature"] for p in person_images]))
     assert_rows_close(feats, reference.features[order])
     assert [by_path[p]["pid"] for p in person_images] == reference.pids[order].tolist()
+
+
+def test_two_ranks_fill_a_projected_gallery(reference, tiny_checkpoint, person_images, tmp_path):
+    """``--project-dim`` under torchrun: both ranks extract the PCA's sample, rank 0 fits it,
+    stores it in the engine and adds the projected rows, in image order."""
+    pytest.importorskip("pymilvus", reason="the Milvus gallery needs bdbnet[milvus]")
+    pytest.importorskip("milvus_lite", reason="the embedded Milvus needs milvus-lite")
+    from bdbnet.inference.milvus_gallery import MilvusGallery
+
+    uri = str(tmp_path / "small.db")
+    done = torchrun(["extract", *MODEL_OPTIONS, str(tiny_checkpoint), *person_images,
+                     "--output", uri, "--project-dim", "4"])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("added 8 features (4-d, PCA of 1536-d keeping") == 1
+    with MilvusGallery.open(uri) as gallery:
+        rows = gallery.client.query(
+            gallery.collection, filter="id >= 0", output_fields=["path", "feature"]
+        )
+        by_path = {r["path"]: r["feature"] for r in rows}
+        order = [reference.paths.index(p) for p in person_images]
+        stored = torch.tensor(np.array([by_path[p] for p in person_images]))
+        assert_rows_close(stored, gallery.projection(reference.features[order]))

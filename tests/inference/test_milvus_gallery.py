@@ -200,3 +200,30 @@ def test_an_embedded_gallery_open_in_another_process_is_named(galleries):
         f"{engine.uri} is open in another process (an embedded Milvus Lite gallery has one user "
         "at a time): wait for it to finish, or put the gallery on a Milvus server to share it"
     ), done.stderr[-2000:]
+
+
+def test_a_projected_gallery_keeps_its_pca_in_the_engine(tmp_path):
+    """``projection=``: the rows are stored projected, the PCA lives in the engine and every
+    query is projected with it, also after the gallery is reopened: the hits equal the
+    compacted file index's."""
+    feats, paths, pids, camids = data()
+    index = GalleryIndex(feats, paths, MODEL, pids=pids, camids=camids).compact(dim=6)
+    uri = str(tmp_path / "small.db")
+    engine = MilvusGallery.open(uri, MODEL, create=True, labelled=True, projection=index.projection)
+    engine.add(feats, paths, pids=pids.tolist(), camids=camids.tolist(), times=list(range(N)))
+    assert (engine.dim, engine.model_dim) == (6, DIM)
+    q, qp, qc = queries()
+    same_hits(engine.search_hits(q, 10, MODEL), index.search_hits(q, 10, MODEL))
+    engine.close()
+    again = MilvusGallery.open(uri, MODEL, create=True, projection=index.projection)
+    assert torch.equal(again.projection.components, index.projection.components)
+    assert torch.equal(again.projection.mean, index.projection.mean)
+    assert again.projection.kept == pytest.approx(index.projection.kept)
+    protocol = {"exclude_same_camera": (qp, qc)}
+    same_hits(again.search_hits(q, 5, **protocol), index.search_hits(q, 5, **protocol))
+    with pytest.raises(IndexMismatchError, match=f"holds {DIM}-d features; these are 6-d"):
+        again.search_hits(index.projection(q), 5)  # queries are the model's features
+    other = GalleryIndex(feats, paths, MODEL).compact(dim=4).projection
+    with pytest.raises(GalleryEngineError, match=r"holds 6-d features \(a PCA to 6\), not a PCA"):
+        MilvusGallery.open(uri, MODEL, create=True, projection=other)
+    again.close()

@@ -56,8 +56,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--project-dim",
         type=POSITIVE,
         metavar="K",
-        help="project a file index's features to K dimensions by a PCA fitted on the gallery "
-        "(stored with the index; queries are projected too): 1536 / K times smaller",
+        help="project the features to K dimensions by a PCA fitted on the gallery (a Milvus "
+        "gallery: on its first 4,096 images) and stored with it; queries are projected too: "
+        "1536 / K times smaller",
     )
     add_engine_options(p, create=True)
     p.set_defaults(func=run)
@@ -77,22 +78,15 @@ def run(args: argparse.Namespace) -> int:
 def extract(args: argparse.Namespace, ctx: Any) -> int:
     """Fill the file index or Milvus gallery ``args.output``; under torchrun every rank
     extracts a shard and rank 0 writes (:mod:`bdbnet.inference.gallery_fill`)."""
-    import warnings
-
-    import torch
-
-    from bdbnet.inference import list_images
-    from bdbnet.inference.extractor import Extraction
-    from bdbnet.inference.gallery_fill import fill_gallery, gallery_writer
+    from bdbnet.inference import gallery_fill, list_images
     from bdbnet.runtime.distributed import on_main
     from bdbnet.vector_engines import is_engine_target
 
     engine = is_engine_target(args.output)
-    compact = args.feature_dtype != "float32" or args.project_dim is not None
-    if engine and compact:
+    if engine and args.feature_dtype != "float32":
         raise CLIError(
-            "--feature-dtype and --project-dim apply to file indexes; a Milvus gallery stores "
-            "the model's float32 features"
+            "--feature-dtype applies to file indexes (Milvus Lite has no float16 vectors); "
+            "make a Milvus gallery smaller with --project-dim K"
         )
     if not engine:
         on_main(ctx, lambda: check_index_output(args.output, args.project_dim is not None))
@@ -103,25 +97,45 @@ def extract(args: argparse.Namespace, ctx: Any) -> int:
         args.device = str(ctx.device)  # cuda:LOCAL_RANK on GPUs
         args.quiet = getattr(args, "quiet", False) or not ctx.is_main
     extractor = build_extractor(args)
+    fitted_on = min(len(paths), gallery_fill.CHUNK_IMAGES) if engine else len(paths)
     if args.project_dim is not None and args.project_dim >= min(
-        len(paths), extractor.feature_dim + 1
+        fitted_on, extractor.feature_dim + 1
     ):
         raise CLIError(
-            f"--project-dim {args.project_dim}: a PCA of {len(paths)} images of "
+            f"--project-dim {args.project_dim}: a PCA of {fitted_on} images of "
             f"{extractor.feature_dim}-d features has at most "
-            f"{min(len(paths) - 1, extractor.feature_dim)} dimensions; give a smaller one"
+            f"{min(fitted_on - 1, extractor.feature_dim)} dimensions; give a smaller one"
         )
-    journal = None
     if engine:
-        todo, gallery = open_engine(args, extractor, paths, ctx)
-        write = gallery_writer(gallery) if gallery is not None else None
-    else:
-        todo, journal = open_journal(args, extractor, paths, ctx)
-        gallery, write = None, journal.write if journal is not None else None
+        return fill_engine(args, extractor, paths, ctx)
+    return fill_file_index(args, extractor, paths, ctx)
+
+
+def fill_engine(args: argparse.Namespace, extractor: Any, paths: list[str], ctx: Any) -> int:
+    """Add the images a Milvus gallery does not hold yet (a new projected gallery is created
+    once its PCA is fitted on the first chunk); rank 0 writes and reports."""
+    import warnings
+
+    import torch
+
+    from bdbnet.inference import gallery_fill
+    from bdbnet.inference.extractor import Extraction
+    from bdbnet.inference.gallery_fill import FillReport, fill_gallery, gallery_writer
+
+    todo, gallery = open_engine(args, extractor, paths, ctx)
+    report = FillReport()
     try:
         with warnings.catch_warnings():  # unreadable files: listed once below, not warned each
             warnings.simplefilter("ignore", UserWarning)
-            report = fill_gallery(extractor, todo, write, ctx)
+            rest = todo
+            if todo is None:  # a new projected gallery
+                todo, first = paths, paths[: gallery_fill.CHUNK_IMAGES]
+                report, gallery = create_projected(args, extractor, first, ctx)
+                rest = paths[len(first) :]
+            write = gallery_writer(gallery) if gallery is not None else None
+            more = fill_gallery(extractor, rest, write, ctx)
+        report.added += more.added
+        report.skipped += more.skipped
         total = len(gallery) if gallery is not None else 0
     finally:
         if gallery is not None:  # the embedded engine stops: the gallery is free to open
@@ -129,19 +143,39 @@ def extract(args: argparse.Namespace, ctx: Any) -> int:
     if not ctx.is_main:
         return 0
     warn_skipped(report.skipped)
-    if engine:
-        if todo and not report.added:  # every new file unreadable
-            require_readable(
-                Extraction(torch.zeros(0, 0), [], report.skipped), "input", args.images
-            )
-        already = len(paths) - len(todo)
-        print(
-            f"added {report.added} features ({gallery.dim}-d) to {args.output} "
-            f"(collection {args.collection}: {total} images)"
-            + (f"; {already} already there" if already else "")
-            + (f"; skipped {len(report.skipped)} unreadable image(s)" if report.skipped else "")
-        )
+    if todo and not report.added:  # every new file unreadable
+        require_readable(Extraction(torch.zeros(0, 0), [], report.skipped), "input", args.images)
+    already = len(paths) - len(todo)
+    what = f"{gallery.dim}-d" + (
+        f", PCA of {gallery.model_dim}-d keeping {100 * gallery.projection.kept:.1f}% of the "
+        "variance"
+        if gallery.projection is not None
+        else ""
+    )
+    print(
+        f"added {report.added} features ({what}) to {args.output} "
+        f"(collection {args.collection}: {total} images)"
+        + (f"; {already} already there" if already else "")
+        + (f"; skipped {len(report.skipped)} unreadable image(s)" if report.skipped else "")
+    )
+    return 0
+
+
+def fill_file_index(args: argparse.Namespace, extractor: Any, paths: list[str], ctx: Any) -> int:
+    """Extract what the journal of ``args.output`` does not hold, then write the index (rank
+    0)."""
+    import warnings
+
+    from bdbnet.inference.gallery_fill import fill_gallery
+
+    todo, journal = open_journal(args, extractor, paths, ctx)
+    write = journal.write if journal is not None else None
+    with warnings.catch_warnings():  # unreadable files: listed once below, not warned each
+        warnings.simplefilter("ignore", UserWarning)
+        report = fill_gallery(extractor, todo, write, ctx)
+    if not ctx.is_main:
         return 0
+    warn_skipped(report.skipped)
     assert journal is not None
     return save_index(args, extractor, journal, paths, report)
 
@@ -178,8 +212,12 @@ def open_engine(args: argparse.Namespace, extractor: Any, paths: list[str], ctx:
 
     opened = []
 
-    def todo() -> list[str]:
+    def todo() -> list[str] | None:
         try:
+            if args.project_dim is not None and not MilvusGallery.exists(
+                args.output, args.collection
+            ):
+                return None  # created once its PCA is fitted (create_projected)
             gallery = MilvusGallery.open(
                 args.output,
                 extractor.identity,
@@ -191,11 +229,67 @@ def open_engine(args: argparse.Namespace, extractor: Any, paths: list[str], ctx:
         except ImportError as err:
             raise CLIError(str(err)) from err
         opened.append(gallery)
+        if args.project_dim is not None and (
+            gallery.projection is None or gallery.dim != args.project_dim
+        ):
+            gallery.close()
+            had = f"a PCA to {gallery.dim}" if gallery.projection else "no projection"
+            raise CLIError(
+                f"{args.output} ({args.collection}) holds {gallery.dim}-d features ({had}): "
+                f"add to it without --project-dim {args.project_dim}, or use another "
+                "--collection"
+            )
         done = gallery.indexed_paths()
         return [p for p in paths if p not in done]
 
     remaining = on_main(ctx, todo)
     return remaining, opened[0] if opened else None
+
+
+def create_projected(args: argparse.Namespace, extractor: Any, first: list[str], ctx: Any) -> tuple:
+    """Extract ``first`` (every rank its share), fit the PCA on it, create the Milvus gallery
+    holding it and add ``first`` to it (rank 0): (the report, the gallery on rank 0 else
+    None)."""
+    import torch
+
+    from bdbnet.inference import labels_from_paths
+    from bdbnet.inference.gallery_fill import fill_gallery, gallery_writer
+    from bdbnet.inference.milvus_gallery import MilvusGallery
+    from bdbnet.inference.projection import Projection
+    from bdbnet.runtime.distributed import on_main
+
+    chunks: list = []
+    report = fill_gallery(extractor, first, chunks.append, ctx)
+    created = []
+
+    def create() -> None:
+        rows = sum(len(c.paths) for c in chunks)
+        if rows <= args.project_dim:
+            raise CLIError(
+                f"--project-dim {args.project_dim}: only {rows} of the first {len(first)} "
+                "images could be read to fit the PCA; give a smaller one"
+            )
+        features = torch.cat([c.features for c in chunks])
+        gallery = MilvusGallery.open(
+            args.output,
+            extractor.identity,
+            create=True,
+            labelled=labels_from_paths(first) is not None,
+            index_type=args.index_type,
+            collection=args.collection,
+            projection=Projection.fit(features, args.project_dim),
+        )
+        created.append(gallery)
+        try:
+            write = gallery_writer(gallery)
+            for chunk in chunks:
+                write(chunk)
+        except BaseException:
+            gallery.close()
+            raise
+
+    on_main(ctx, create)
+    return report, created[0] if created else None
 
 
 def save_index(

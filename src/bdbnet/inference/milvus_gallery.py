@@ -6,12 +6,13 @@ features are 614 GB), past what one file loaded into one machine's memory can ho
 the same client API from an embedded file on a laptop to a distributed cluster, filters on
 scalar fields inside the search, and offers approximate indexes (HNSW, IVF).
 
-One collection (default ``bdbnet_gallery``) holds per image: an auto id (the hit's ``index``),
-the feature, the path, ``pid`` and ``camid`` (-1 when unknown), ``time`` (seconds, the file's
-modification time) and ``source`` (the image's folder). The collection's property ``bdbnet`` is
-JSON:
-the model identity, the feature dimension, whether labels are known and the vector index; features
-of another model are refused when adding and when searching.
+One collection (default ``bdbnet_gallery``, laid out by :mod:`~bdbnet.inference.milvus_storage`)
+holds per image: an auto id (the hit's ``index``), the feature, the path, ``pid`` and ``camid``
+(-1 when unknown), ``time`` (seconds, the file's modification time) and ``source`` (the image's
+folder). Its description records the model identity, the feature dimension, whether labels are
+known, the vector index and, for a projected gallery, its PCA (kept in the engine, applied to
+every feature added and every query); features of another model are refused when adding and
+when searching.
 
 Search asks the engine for ``candidates`` (default ``max(2k, k + 10)``) items under the filter
 (``--where``, and for evaluation-style queries "not the same identity on the same camera"),
@@ -38,6 +39,13 @@ from bdbnet.evaluation.distance import ArrayLike, Metric, as_tensor, pairwise_di
 from bdbnet.inference.extractor import ModelIdentity
 from bdbnet.inference.gallery_filter import GalleryFilter
 from bdbnet.inference.index import common_folder
+from bdbnet.inference.milvus_storage import (
+    PROPERTY,
+    create_collection,
+    load_projection,
+    store_projection,
+)
+from bdbnet.inference.projection import Projection
 from bdbnet.inference.search import Hit
 from bdbnet.vector_engines import (
     DEFAULT_COLLECTION,
@@ -49,7 +57,6 @@ from bdbnet.vector_engines import (
 __all__ = ["ENGINE_FORMAT", "GalleryEngineError", "MilvusGallery"]
 
 ENGINE_FORMAT = "bdbnet-gallery"
-PROPERTY = "bdbnet"  # the collection property holding the description (JSON)
 INSERT_ROWS = 2000  # rows per insert call
 # Milvus Lite's exact (FLAT) search broadcasts (queries x rows x dim) float32 differences: a
 # 200-query batch over 10,000 1536-d rows asks for 12 GB. Local searches are sent in chunks
@@ -89,13 +96,21 @@ class MilvusGallery:
         >>> hits = gallery.search_hits(query, topk=10, where=where)  # doctest: +SKIP
     """
 
-    def __init__(self, client: Any, uri: str, collection: str, desc: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        uri: str,
+        collection: str,
+        desc: dict[str, Any],
+        projection: Projection | None = None,
+    ) -> None:
         self.client = client
         self.uri = uri
         self.collection = collection
         self.desc = desc
         model = desc.get("model")
         self.identity = ModelIdentity.from_dict(model) if model else None
+        self.projection = projection  # PCA of the stored rows (milvus_projection)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -110,11 +125,13 @@ class MilvusGallery:
         index_type: str = "FLAT",
         collection: str = DEFAULT_COLLECTION,
         token: str | None = None,
+        projection: Projection | None = None,
     ) -> MilvusGallery:
         """Connect to ``uri`` (a ``.db`` path or a server URI) and its ``collection``; with
         ``create``, make the collection for ``identity``'s features when it does not exist
-        (``index_type``: FLAT, HNSW or IVF_FLAT). An existing collection of another model or
-        dimension is refused."""
+        (``index_type``: FLAT, HNSW or IVF_FLAT), storing ``projection``'s rows (a PCA fitted
+        on the gallery, kept in the engine) when given. An existing collection of another
+        model, dimension or projection is refused."""
         milvus = _pymilvus()
         uri = str(uri)
         if index_type not in INDEX_TYPES:
@@ -129,20 +146,7 @@ class MilvusGallery:
             )
         if local:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            client = milvus.MilvusClient(uri, token=token or "")
-            exists = client.has_collection(collection)
-        except milvus.MilvusException as err:
-            if local and _locked_elsewhere(uri):
-                raise GalleryEngineError(
-                    f"{uri} is open in another process (an embedded Milvus Lite gallery has "
-                    "one user at a time): wait for it to finish, or put the gallery on a "
-                    "Milvus server to share it"
-                ) from None
-            raise GalleryEngineError(
-                f"cannot reach the Milvus gallery at {uri} ({err.message}): is the server "
-                "running and the URI right?"
-            ) from None
+        client, exists = _connect(milvus, uri, collection, token)
         if not exists:
             if not create:
                 raise GalleryEngineError(
@@ -151,16 +155,30 @@ class MilvusGallery:
                 )
             if identity is None and dim is None:
                 raise ValueError("a new gallery needs the model identity or the feature dim")
+            model_dim = int(dim or identity.feature_dim)  # type: ignore[union-attr]
+            if projection is not None and projection.in_dim != model_dim:
+                raise ValueError(
+                    f"the projection takes {projection.in_dim}-d features, the model's are "
+                    f"{model_dim}-d"
+                )
             desc = {
                 "format": ENGINE_FORMAT,
                 "version": 1,
-                "dim": int(dim or identity.feature_dim),  # type: ignore[union-attr]
+                "dim": projection.out_dim if projection is not None else model_dim,
                 "model": identity.to_dict() if identity else None,
                 "labels": bool(labelled),
                 "index": index_type,
             }
-            _create(client, milvus, collection, desc)
-            return cls(client, uri, collection, desc)
+            if projection is not None:
+                with _engine_errors(uri, collection, "storing the projection"):
+                    side = store_projection(client, collection, projection)
+                desc["projection"] = {
+                    "collection": side,
+                    "model_dim": model_dim,
+                    "kept_variance": projection.kept,
+                }
+            create_collection(client, collection, desc, MAX_PATH)
+            return cls(client, uri, collection, desc, projection)
         properties = client.describe_collection(collection).get("properties") or {}
         raw = properties.get(PROPERTY, "")
         try:
@@ -171,12 +189,40 @@ class MilvusGallery:
                 f"{uri}: collection {collection!r} was not written by bdbnet (it has no bdbnet "
                 "description); use another --collection"
             ) from None
-        gallery = cls(client, uri, collection, desc)
+        stored = desc.get("projection")
+        kept = None
+        if stored:
+            with _engine_errors(uri, collection, "loading the projection"):
+                try:
+                    kept = load_projection(client, stored["collection"], stored["kept_variance"])
+                except ValueError as err:
+                    raise GalleryEngineError(f"{uri} ({collection}): {err}") from None
+        gallery = cls(client, uri, collection, desc, kept)
         with gallery._errors("loading the collection"):
             client.load_collection(collection)
         if create and identity is not None:
             gallery.check_compatible(identity, identity.feature_dim, adding=True)
+        if create and projection is not None and gallery.dim != projection.out_dim:
+            raise GalleryEngineError(
+                f"{uri} ({collection}) holds {gallery.dim}-d features"
+                + (" (no projection)" if kept is None else f" (a PCA to {gallery.dim})")
+                + f", not a PCA to {projection.out_dim}: add to it with its own dimension, "
+                "or use another --collection"
+            )
         return gallery
+
+    @classmethod
+    def exists(
+        cls, uri: str | Path, collection: str = DEFAULT_COLLECTION, token: str | None = None
+    ) -> bool:
+        """Whether ``uri`` holds a collection ``collection`` (an engine that cannot be reached
+        is a :class:`GalleryEngineError`, not ``False``)."""
+        uri = str(uri)
+        if not uri.startswith(SERVER_SCHEMES) and not Path(uri).exists():
+            return False
+        client, found = _connect(_pymilvus(), uri, collection, token)
+        client.close()
+        return found
 
     def close(self) -> None:
         """Disconnect; an embedded gallery's engine stops, so another process may open it."""
@@ -198,20 +244,19 @@ class MilvusGallery:
             stats = self.client.get_collection_stats(self.collection)
         return int(stats.get("row_count", 0))
 
-    @contextlib.contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
+    def _errors(self, doing: str) -> contextlib.AbstractContextManager[None]:
         """The engine's refusals as one-line :class:`GalleryEngineError` naming the gallery."""
-        milvus = _pymilvus()
-        try:
-            yield
-        except milvus.MilvusException as err:
-            raise GalleryEngineError(
-                f"{self.uri} ({self.collection}): the engine failed {doing}: {err.message}"
-            ) from None
+        return _engine_errors(self.uri, self.collection, doing)
 
     @property
     def dim(self) -> int:
+        """The stored rows' dimension (the projection's when the gallery has one)."""
         return int(self.desc["dim"])
+
+    @property
+    def model_dim(self) -> int:
+        """The dimension of the model's features the gallery takes and is queried with."""
+        return self.projection.in_dim if self.projection is not None else self.dim
 
     @property
     def labelled(self) -> bool:
@@ -225,10 +270,10 @@ class MilvusGallery:
         from bdbnet.inference.index import IndexMismatchError
 
         doing = "add to" if adding else "query"
-        if dim is not None and dim != self.dim:
+        if dim is not None and dim != self.model_dim:
             raise IndexMismatchError(
-                f"{self.uri} holds {self.dim}-d features; these are {dim}-d: {doing} it with "
-                "the model that built it"
+                f"{self.uri} holds {self.model_dim}-d features; these are {dim}-d: {doing} it "
+                "with the model that built it"
             )
         if identity is not None and self.identity is not None:
             why = self.identity.mismatch(identity)
@@ -296,6 +341,8 @@ class MilvusGallery:
         if feats.ndim != 2 or feats.shape[0] != n:
             raise ValueError(f"{feats.shape[0]} features for {n} paths")
         self.check_compatible(None, int(feats.shape[1]), adding=True)
+        if self.projection is not None:
+            feats = self.projection(feats).numpy()
         for path in paths:
             if len(path.encode("utf-8")) > MAX_PATH:
                 raise OutputError(f"a path longer than {MAX_PATH} bytes cannot be indexed: {path}")
@@ -348,6 +395,8 @@ class MilvusGallery:
         if q.dim() == 1:
             q = q.unsqueeze(0)
         self.check_compatible(identity, int(q.shape[1]))
+        if self.projection is not None:
+            q = self.projection(q)
         if where is not None:  # the fields it names must be recorded: checked on no rows
             where.mask(self.filter_columns())
         fetch = max(candidates or 0, 2 * topk, topk + 10)
@@ -389,22 +438,37 @@ class MilvusGallery:
         return found
 
 
-def _create(client: Any, milvus: Any, collection: str, desc: dict[str, Any]) -> None:
-    types = milvus.DataType
-    schema = client.create_schema(auto_id=True)
-    schema.add_field("id", types.INT64, is_primary=True)
-    schema.add_field("feature", types.FLOAT_VECTOR, dim=desc["dim"])
-    schema.add_field("path", types.VARCHAR, max_length=MAX_PATH)
-    schema.add_field("pid", types.INT64)
-    schema.add_field("camid", types.INT64)
-    schema.add_field("time", types.INT64)
-    schema.add_field("source", types.VARCHAR, max_length=1024)
-    index = client.prepare_index_params()
-    params = {"FLAT": {}, "HNSW": {"M": 16, "efConstruction": 200}, "IVF_FLAT": {"nlist": 1024}}
-    kind = desc["index"]
-    index.add_index("feature", index_type=kind, metric_type="L2", params=params[kind])
-    client.create_collection(collection, schema=schema, index_params=index)
-    client.alter_collection_properties(collection, properties={PROPERTY: json.dumps(desc)})
+def _connect(milvus: Any, uri: str, collection: str, token: str | None) -> tuple[Any, bool]:
+    """A client of ``uri`` and whether it holds ``collection``; one-line errors for an engine
+    that cannot be reached or an embedded gallery another process holds."""
+    local = not uri.startswith(SERVER_SCHEMES)
+    try:
+        client = milvus.MilvusClient(uri, token=token or "")
+        exists = client.has_collection(collection)
+    except milvus.MilvusException as err:
+        if local and _locked_elsewhere(uri):
+            raise GalleryEngineError(
+                f"{uri} is open in another process (an embedded Milvus Lite gallery has "
+                "one user at a time): wait for it to finish, or put the gallery on a "
+                "Milvus server to share it"
+            ) from None
+        raise GalleryEngineError(
+            f"cannot reach the Milvus gallery at {uri} ({err.message}): is the server "
+            "running and the URI right?"
+        ) from None
+    return client, exists
+
+
+@contextlib.contextmanager
+def _engine_errors(uri: str, collection: str, doing: str) -> Iterator[None]:
+    """The engine's refusals as one-line :class:`GalleryEngineError` naming the gallery."""
+    milvus = _pymilvus()
+    try:
+        yield
+    except milvus.MilvusException as err:
+        raise GalleryEngineError(
+            f"{uri} ({collection}): the engine failed {doing}: {err.message}"
+        ) from None
 
 
 def _combine(where: GalleryFilter | None, same: tuple[int, int] | None) -> str:
