@@ -206,7 +206,6 @@ def open_journal(args: argparse.Namespace, extractor: Any, paths: list[str], ctx
 def open_engine(args: argparse.Namespace, extractor: Any, paths: list[str], ctx: Any) -> tuple:
     """(the paths not yet in the Milvus gallery, the gallery on rank 0 else None): rank 0
     alone opens it; its refusal stops every rank."""
-    from bdbnet.inference import labels_from_paths
     from bdbnet.inference.milvus_gallery import MilvusGallery
     from bdbnet.runtime.distributed import on_main
 
@@ -218,14 +217,7 @@ def open_engine(args: argparse.Namespace, extractor: Any, paths: list[str], ctx:
                 args.output, args.collection
             ):
                 return None  # created once its PCA is fitted (create_projected)
-            gallery = MilvusGallery.open(
-                args.output,
-                extractor.identity,
-                create=True,
-                labelled=labels_from_paths(paths) is not None,
-                index_type=args.index_type,
-                collection=args.collection,
-            )
+            gallery = open_gallery(args, extractor, paths)
         except ImportError as err:
             raise CLIError(str(err)) from err
         opened.append(gallery)
@@ -246,15 +238,32 @@ def open_engine(args: argparse.Namespace, extractor: Any, paths: list[str], ctx:
     return remaining, opened[0] if opened else None
 
 
+def open_gallery(
+    args: argparse.Namespace, extractor: Any, paths: list[str], projection: Any = None
+) -> Any:
+    """``args.output``'s Milvus gallery, created for ``extractor``'s model if new (labelled
+    when ``paths`` carry Market-1501 identities; holding ``projection`` when given)."""
+    from bdbnet.inference import labels_from_paths
+    from bdbnet.inference.milvus_gallery import MilvusGallery
+
+    return MilvusGallery.open(
+        args.output,
+        extractor.identity,
+        create=True,
+        labelled=labels_from_paths(paths) is not None,
+        index_type=args.index_type,
+        collection=args.collection,
+        projection=projection,
+    )
+
+
 def create_projected(args: argparse.Namespace, extractor: Any, first: list[str], ctx: Any) -> tuple:
     """Extract ``first`` (every rank its share), fit the PCA on it, create the Milvus gallery
     holding it and add ``first`` to it (rank 0): (the report, the gallery on rank 0 else
     None)."""
     import torch
 
-    from bdbnet.inference import labels_from_paths
     from bdbnet.inference.gallery_fill import fill_gallery, gallery_writer
-    from bdbnet.inference.milvus_gallery import MilvusGallery
     from bdbnet.inference.projection import Projection
     from bdbnet.runtime.distributed import on_main
 
@@ -270,15 +279,7 @@ def create_projected(args: argparse.Namespace, extractor: Any, first: list[str],
                 "images could be read to fit the PCA; give a smaller one"
             )
         features = torch.cat([c.features for c in chunks])
-        gallery = MilvusGallery.open(
-            args.output,
-            extractor.identity,
-            create=True,
-            labelled=labels_from_paths(first) is not None,
-            index_type=args.index_type,
-            collection=args.collection,
-            projection=Projection.fit(features, args.project_dim),
-        )
+        gallery = open_gallery(args, extractor, first, Projection.fit(features, args.project_dim))
         created.append(gallery)
         try:
             write = gallery_writer(gallery)

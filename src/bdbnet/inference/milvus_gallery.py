@@ -26,19 +26,24 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from bdbnet.errors import DataError, OutputError
+from bdbnet.errors import OutputError
 from bdbnet.evaluation.distance import ArrayLike, Metric, as_tensor, pairwise_distance
 from bdbnet.inference.extractor import ModelIdentity
 from bdbnet.inference.gallery_filter import GalleryFilter
 from bdbnet.inference.index import common_folder
+from bdbnet.inference.milvus_client import (
+    GalleryEngineError,
+    connect,
+    engine_errors,
+    pymilvus_module,
+)
 from bdbnet.inference.milvus_storage import (
     PROPERTY,
     create_collection,
@@ -66,24 +71,6 @@ INSERT_ROWS = 2000  # rows per insert call
 LITE_SEARCH_BYTES = 1 << 28
 MAX_PATH = 4096
 _RECORD = ["path", "pid", "camid"]
-
-
-class GalleryEngineError(DataError):
-    """The engine cannot be reached, or its collection is not a bdbnet gallery."""
-
-
-def _pymilvus() -> Any:
-    try:
-        import pymilvus
-    except ImportError as err:
-        raise ImportError(
-            "galleries on Milvus need pymilvus (and milvus-lite for a .db file): "
-            "pip install 'bdbnet[milvus]'"
-        ) from err
-    # its client logs every failed call with a traceback; the error it raises says it all
-    for name in ("pymilvus", "milvus_lite"):  # their refusals become one-line errors here
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    return pymilvus
 
 
 class MilvusGallery:
@@ -132,7 +119,7 @@ class MilvusGallery:
         (``index_type``: FLAT, HNSW or IVF_FLAT), storing ``projection``'s rows (a PCA fitted
         on the gallery, kept in the engine) when given. An existing collection of another
         model, dimension or projection is refused."""
-        milvus = _pymilvus()
+        milvus = pymilvus_module()
         uri = str(uri)
         if index_type not in INDEX_TYPES:
             known = ", ".join(INDEX_TYPES)
@@ -146,7 +133,7 @@ class MilvusGallery:
             )
         if local:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        client, exists = _connect(milvus, uri, collection, token)
+        client, exists = connect(milvus, uri, collection, token)
         if not exists:
             if not create:
                 raise GalleryEngineError(
@@ -170,7 +157,7 @@ class MilvusGallery:
                 "index": index_type,
             }
             if projection is not None:
-                with _engine_errors(uri, collection, "storing the projection"):
+                with engine_errors(uri, collection, "storing the projection"):
                     side = store_projection(client, collection, projection)
                 desc["projection"] = {
                     "collection": side,
@@ -192,7 +179,7 @@ class MilvusGallery:
         stored = desc.get("projection")
         kept = None
         if stored:
-            with _engine_errors(uri, collection, "loading the projection"):
+            with engine_errors(uri, collection, "loading the projection"):
                 try:
                     kept = load_projection(client, stored["collection"], stored["kept_variance"])
                 except ValueError as err:
@@ -220,7 +207,7 @@ class MilvusGallery:
         uri = str(uri)
         if not uri.startswith(SERVER_SCHEMES) and not Path(uri).exists():
             return False
-        client, found = _connect(_pymilvus(), uri, collection, token)
+        client, found = connect(pymilvus_module(), uri, collection, token)
         client.close()
         return found
 
@@ -246,7 +233,7 @@ class MilvusGallery:
 
     def _errors(self, doing: str) -> contextlib.AbstractContextManager[None]:
         """The engine's refusals as one-line :class:`GalleryEngineError` naming the gallery."""
-        return _engine_errors(self.uri, self.collection, doing)
+        return engine_errors(self.uri, self.collection, doing)
 
     @property
     def dim(self) -> int:
@@ -438,39 +425,6 @@ class MilvusGallery:
         return found
 
 
-def _connect(milvus: Any, uri: str, collection: str, token: str | None) -> tuple[Any, bool]:
-    """A client of ``uri`` and whether it holds ``collection``; one-line errors for an engine
-    that cannot be reached or an embedded gallery another process holds."""
-    local = not uri.startswith(SERVER_SCHEMES)
-    try:
-        client = milvus.MilvusClient(uri, token=token or "")
-        exists = client.has_collection(collection)
-    except milvus.MilvusException as err:
-        if local and _locked_elsewhere(uri):
-            raise GalleryEngineError(
-                f"{uri} is open in another process (an embedded Milvus Lite gallery has "
-                "one user at a time): wait for it to finish, or put the gallery on a "
-                "Milvus server to share it"
-            ) from None
-        raise GalleryEngineError(
-            f"cannot reach the Milvus gallery at {uri} ({err.message}): is the server "
-            "running and the URI right?"
-        ) from None
-    return client, exists
-
-
-@contextlib.contextmanager
-def _engine_errors(uri: str, collection: str, doing: str) -> Iterator[None]:
-    """The engine's refusals as one-line :class:`GalleryEngineError` naming the gallery."""
-    milvus = _pymilvus()
-    try:
-        yield
-    except milvus.MilvusException as err:
-        raise GalleryEngineError(
-            f"{uri} ({collection}): the engine failed {doing}: {err.message}"
-        ) from None
-
-
 def _combine(where: GalleryFilter | None, same: tuple[int, int] | None) -> str:
     parts = [where.milvus()] if where is not None else []
     if same is not None:
@@ -502,24 +456,6 @@ def _rescore(
             )
         )
     return out
-
-
-def _locked_elsewhere(uri: str) -> bool:
-    """Whether another process holds Milvus Lite's lock on the ``.db`` folder ``uri``."""
-    import fcntl
-    import os
-
-    try:
-        fd = os.open(Path(uri) / "LOCK", os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # closing drops a lock this check took
-    return False
 
 
 def _mtime(path: str) -> int:
