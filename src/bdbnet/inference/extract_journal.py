@@ -77,16 +77,24 @@ class ExtractionJournal:
                 )
         return cls(folder, identity)
 
-    def _read(self, part: Path) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
+    @staticmethod
+    def _listing(part: Path) -> tuple[list[str], list[tuple[str, str]]]:
+        """A part's paths and unreadable files, without reading its features (an npz member
+        is only read when asked for: a part holds 4,096 x 1536 floats)."""
         with np.load(part, allow_pickle=False) as data:
             skipped = json.loads(str(data["skipped"]))
-            return data["features"], [str(p) for p in data["paths"]], [tuple(s) for s in skipped]
+            return [str(p) for p in data["paths"]], [(s[0], s[1]) for s in skipped]
+
+    @staticmethod
+    def _features(part: Path) -> np.ndarray:
+        with np.load(part, allow_pickle=False) as data:
+            return data["features"]
 
     def done(self) -> set[str]:
         """The paths the journal holds, extracted or recorded as unreadable."""
         found: set[str] = set()
         for part in self.parts:
-            _, paths, skipped = self._read(part)
+            paths, skipped = self._listing(part)
             found.update(paths)
             found.update(p for p, _ in skipped)
         return found
@@ -120,7 +128,8 @@ class ExtractionJournal:
         rows: list[tuple[int, str, np.ndarray]] = []
         skipped: list[tuple[str, str]] = []
         for part in self.parts:
-            features, names, bad = self._read(part)
+            names, bad = self._listing(part)
+            features = self._features(part)
             rows += [(position[n], n, f) for n, f in zip(names, features) if n in position]
             skipped += [s for s in bad if s[0] in position]
         rows.sort(key=lambda r: r[0])

@@ -34,11 +34,6 @@ class Evaluation(Callback):
         self.targets = [t for t in targets if t.splits.query]
         self.cfg = cfg
 
-    @property
-    def splits(self) -> DatasetSplits | None:
-        """The first target's splits (the training dataset's own unless ``eval.targets``)."""
-        return self.targets[0].splits if self.targets else None
-
     def due(self, epoch: int, last: int) -> bool:
         every = self.cfg.train.eval_every
         return bool(self.targets) and (epoch == last or (every > 0 and epoch % every == 0))
